@@ -1,0 +1,1 @@
+"""The lcfm command line."""

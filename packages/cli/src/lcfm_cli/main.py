@@ -1,0 +1,152 @@
+"""The `lcfm` command (DESIGN.md, "CLI").
+
+Every user error is an `LcfmError` (or an OS error about a path); `main` prints it as one
+line on stderr and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Light-curve foundation models: ingest surveys, pretrain, fine-tune, "
+                       "evaluate, predict, embed, publish.")
+
+Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON list.")]
+
+
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=160).print(table)
+
+
+@app.command()
+def surveys(as_json: Json = False) -> None:
+    """List installed survey plugins: bands, taxonomy, formats."""
+    from lcfm.registry import get_survey, survey_names
+
+    described = [get_survey(n).describe() for n in survey_names()]
+    if as_json:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    _print_table(["survey", "bands (Angstrom)", "taxonomy", "formats", "window"], [
+        [d["name"], ", ".join(f"{b} {w:.0f}" for b, w in d["bands"].items()),
+         ", ".join(d["taxonomy"]), ", ".join(d["formats"]), str(d["default_window"])]
+        for d in described])
+
+
+@app.command()
+def models(as_json: Json = False) -> None:
+    """List installed model plugins and their paper configurations with parameter counts."""
+    from lcfm.registry import get_model, model_names
+
+    described = [get_model(n).describe() for n in model_names()]
+    if as_json:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    _print_table(["model", "configuration", "parameters", "pretraining", "paper"], [
+        [d["name"], c["name"], f"{c['parameters']:,}", d["pretraining"] or "-", d["paper"]]
+        for d in described for c in d["configurations"]])
+
+
+def _parse_options(options: list[str]) -> dict:
+    from lcfm.exceptions import ConfigError
+
+    parsed = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r}: expected key=value")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+@app.command()
+def ingest(
+    survey: Annotated[str, typer.Option(help="Survey plugin name (see `lcfm surveys`).")],
+    output: Annotated[Path, typer.Option(help="Folder for the shards and report.json.")],
+    input: Annotated[Path | None, typer.Option(
+        help="Native file or folder (default: the survey's bundled sample).")] = None,
+    format: Annotated[str | None, typer.Option(help="Force one input format.")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="Label catalogue joined at ingest, where the survey supports it.")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        help="Survey option key=value (repeatable).")] = None,
+) -> None:
+    """Native survey files -> canonical Parquet shards + report.json."""
+    from lcfm.ingest import ingest as run_ingest
+    from lcfm.registry import get_survey
+
+    options = _parse_options(option or [])
+    if labels is not None:
+        options["labels"] = str(labels)
+    plugin = get_survey(survey)
+    if options:
+        plugin = plugin.with_options(**options)
+    report = run_ingest(plugin, input, output, fmt=format, progress=True)
+    summary = report.to_dict()
+    typer.echo(f"{summary['light_curves_written']} light curves, "
+               f"{summary['points_written']} of {summary['points_read']} points written "
+               f"to {output} (rejected: {summary['points_rejected'] or 'none'})")
+
+
+@app.command()
+def pretrain(
+    survey: Annotated[str, typer.Option(help="Survey plugin name.")],
+    output: Annotated[Path, typer.Option(help="Checkpoint folder.")] = Path("runs/pretrain"),
+    data: Annotated[Path | None, typer.Option(
+        help="Folder of canonical shards (default: the survey's bundled sample).")] = None,
+    model: Annotated[str, typer.Option(help="Model configuration (see `lcfm models`).")]
+    = "astromer-v2",
+    max_steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 200,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    learning_rate: Annotated[float, typer.Option()] = 1e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    config: Annotated[list[str] | None, typer.Option(
+        help="Config override key=value (repeatable), e.g. num_layers=2.")] = None,
+) -> None:
+    """Self-supervised pretraining; writes a Hugging Face checkpoint to OUTPUT."""
+    from lcfm.engine import PretrainArgs
+    from lcfm.engine import pretrain as run_pretrain
+
+    metrics = run_pretrain(PretrainArgs(
+        survey=survey, output=output, data=data, model=model, max_steps=max_steps,
+        batch_size=batch_size, learning_rate=learning_rate, seed=seed, resume=resume,
+        config_overrides=_parse_options(config or [])))
+    val = metrics["validation"][-1]["loss"] if metrics["validation"] else None
+    typer.echo(f"{metrics['steps']} steps: loss {metrics['first_loss']:.4f} -> "
+               f"{metrics['final_loss']:.4f}" + (f", validation {val:.4f}" if val else "")
+               + f"; checkpoint in {output}")
+
+
+def main() -> None:
+    from lcfm.exceptions import LcfmError
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        app()
+    except LcfmError as exc:
+        typer.echo(f"lcfm: error: {exc}", err=True)
+        sys.exit(2)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        typer.echo(f"lcfm: error: {exc.filename}: {exc.strerror}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

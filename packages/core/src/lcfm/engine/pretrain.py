@@ -1,0 +1,177 @@
+"""Self-supervised pretraining (`lcfm pretrain`) on one Accelerate loop.
+
+Any model plugin with a `pretraining_class` trains on any survey: the survey gives the
+data (its bundled sample by default) and band wavelengths, the plugin gives the model and
+the collator. Optimiser: AdamW with linear warm-up then cosine decay, gradient clipping,
+seeded and resumable (`batching.StepBatches`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from lcfm.data import LightCurveDataset, split_by_object
+from lcfm.engine.batching import StepBatches, evaluation_batches
+from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcfm.exceptions import ConfigError, DataError
+from lcfm.registry import find_model_configuration, get_survey
+from lcfm.shards import read_shards
+
+
+@dataclass
+class PretrainArgs:
+    survey: str
+    output: Path
+    data: Path | None = None
+    model: str = "astromer-v2"
+    max_steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    validation_fraction: float = 0.2
+    eval_every: int = 0  # 0: ten evaluations per run
+    checkpoint_every: int = 0  # 0: at every evaluation
+    resume: bool = False
+    progress: bool = True
+    config_overrides: dict = field(default_factory=dict)
+
+
+def _prepare_data(args: PretrainArgs, survey):
+    """The canonical frame: given shards, or the survey's bundled sample ingested once."""
+    if args.data is not None:
+        return read_shards(args.data), str(args.data)
+    from lcfm.ingest import ingest
+
+    sample_dir = Path(args.output) / "data"
+    if not (sample_dir / "report.json").exists():
+        ingest(survey, None, sample_dir, progress=args.progress)
+    return read_shards(sample_dir), f"bundled sample of {survey.name}"
+
+
+def evaluate_loss(model, dataset, collate, batch_size, device, seed) -> float:
+    """Mean loss over a dataset, weighted by batch size."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in evaluation_batches(dataset, batch_size, collate, seed):
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            n = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+            total += float(model(**batch).loss) * n
+            count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def pretrain(args: PretrainArgs) -> dict:
+    """Run pretraining; returns the metrics written to `output/metrics.json`."""
+    if args.max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1, got {args.max_steps}")
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    survey = get_survey(args.survey)
+    plugin, config_name = find_model_configuration(args.model)
+    if plugin.pretraining_class is None:
+        raise ConfigError(f"model {args.model!r} has no self-supervised objective; "
+                          "use `lcfm finetune` for it")
+    frame, data_source = _prepare_data(args, survey)
+    train_frame, val_frame = split_by_object(frame, args.validation_fraction, args.seed)
+    if train_frame.height == 0:
+        raise DataError(f"{data_source}: no light curves to train on")
+
+    set_seed(args.seed)
+    accelerator = Accelerator()
+    config = plugin.make_config(config_name, **args.config_overrides)
+    model = plugin.pretraining_class(config)
+    collate_train = plugin.collator(config, task="pretrain", train=True, bands=survey.bands,
+                                    seed=args.seed)
+    collate_eval = plugin.collator(config, task="pretrain", train=False, bands=survey.bands,
+                                   seed=args.seed)
+    train_set = LightCurveDataset(train_frame)
+    val_set = LightCurveDataset(val_frame) if val_frame.height else None
+    batches = StepBatches(train_set, args.batch_size, collate_train, seed=args.seed,
+                          process_index=accelerator.process_index,
+                          num_processes=accelerator.num_processes)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate,
+                                  weight_decay=args.weight_decay)
+    warmup = int(args.warmup_fraction * args.max_steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, args.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
+    checkpoint_every = args.checkpoint_every or eval_every
+    state = {"step": 0, "history": [], "validation": []}
+    if args.resume:
+        state = load_checkpoint(accelerator, output)
+
+    started = time.perf_counter()
+    bar = tqdm(total=args.max_steps, initial=state["step"], desc=f"pretrain {args.model}",
+               disable=not (args.progress and accelerator.is_main_process), unit="step")
+    model.train()
+    for step, batch in batches.iterate(state["step"], args.max_steps):
+        batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
+                 for k, v in batch.items()}
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        if args.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        state["step"] = step + 1
+        state["history"].append({"step": step + 1, "loss": float(loss.detach()),
+                                 "lr": scheduler.get_last_lr()[0]})
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.4f}", epoch=batches.epoch_of(step))
+        done = state["step"] == args.max_steps
+        if val_set is not None and (state["step"] % eval_every == 0 or done):
+            val_loss = evaluate_loss(model, val_set, collate_eval, args.batch_size,
+                                     accelerator.device, args.seed)
+            state["validation"].append({"step": state["step"], "loss": val_loss})
+            bar.set_postfix(loss=f"{float(loss):.4f}", val=f"{val_loss:.4f}")
+        if state["step"] % checkpoint_every == 0 and not done:
+            save_checkpoint(accelerator, output, state)
+    bar.close()
+    elapsed = time.perf_counter() - started
+
+    save_checkpoint(accelerator, output, state)
+    accelerator.wait_for_everyone()
+    metrics = {
+        "survey": survey.name,
+        "model": args.model,
+        "model_type": config.model_type,
+        "data": data_source,
+        "train_light_curves": train_frame.height,
+        "validation_light_curves": val_frame.height,
+        "steps": state["step"],
+        "first_loss": state["history"][0]["loss"] if state["history"] else None,
+        "final_loss": state["history"][-1]["loss"] if state["history"] else None,
+        "validation": state["validation"],
+        "seconds": round(elapsed, 2),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+    }
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.config.lcfm_survey = survey.name
+        unwrapped.config.lcfm_bands = {b: float(w) for b, w in survey.bands.items()}
+        unwrapped.save_pretrained(output, safe_serialization=True)
+        (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (output / "loss_history.json").write_text(json.dumps(state["history"]) + "\n")
+        from lcfm.plots import plot_loss_curve
+
+        plot_loss_curve(state["history"], state["validation"], output / "loss.png",
+                        title=f"{args.model} on {survey.name}")
+    return metrics

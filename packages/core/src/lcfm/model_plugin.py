@@ -1,0 +1,76 @@
+"""The model plugin contract (DESIGN.md, "Model plugin contract").
+
+A model plugin subclasses `ModelPlugin` and is registered under the entry point group
+`lcfm.models`. Its module registers its Hugging Face classes with the Auto classes at
+import; the plugin object tells the engine which paper configurations exist, which class
+pretrains and which classifies, and builds a collator from canonical rows to tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from transformers import PreTrainedConfig, PreTrainedModel
+
+from lcfm.exceptions import ConfigError
+
+
+class ModelPlugin:
+    name: str = ""
+    description: str = ""
+    #: the paper and section the implementation follows
+    paper: str = ""
+    config_class: type[PreTrainedConfig]
+    base_model_class: type[PreTrainedModel]
+    #: self-supervised head used by `lcfm pretrain` (None: no pretraining objective)
+    pretraining_class: type[PreTrainedModel] | None = None
+    classification_class: type[PreTrainedModel] | None = None
+    #: paper configuration name -> keyword arguments of `config_class`
+    configurations: Mapping[str, Mapping] = {}
+    default_configuration: str = ""
+    #: keyword arguments of a tiny configuration for tests and smoke runs
+    tiny: Mapping = {}
+
+    def make_config(self, name: str | None = None, **overrides) -> PreTrainedConfig:
+        name = name or self.default_configuration
+        if name == "tiny":
+            kwargs = dict(self.tiny)
+        elif name in self.configurations:
+            kwargs = dict(self.configurations[name])
+        else:
+            raise ConfigError(f"model {self.name!r} has no configuration {name!r}; "
+                              f"configurations: {', '.join([*self.configurations, 'tiny'])}")
+        kwargs.update(overrides)
+        return self.config_class(**kwargs)
+
+    def parameter_count(self, name: str | None = None, head: str = "pretraining") -> int:
+        """Trainable parameters of a configuration, counted without allocating memory."""
+        config = self.make_config(name)
+        cls = {"pretraining": self.pretraining_class or self.base_model_class,
+               "base": self.base_model_class,
+               "classification": self.classification_class}[head]
+        with torch.device("meta"):
+            model = cls(config)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def collator(self, config: PreTrainedConfig, *, task: str, train: bool,
+                 bands: Mapping[str, float] | None = None,
+                 label2id: Mapping[str, int] | None = None, seed: int = 0) -> Callable:
+        """A callable turning a list of rows (dicts with numpy `time`, `value`, `error`,
+        `band`, and `label`) into the model's keyword tensors. `task` is "pretrain" or
+        "classify"; `train` enables random windows and masking; `bands` maps band names to
+        central wavelengths in Angstrom."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "paper": self.paper,
+            "model_type": self.config_class.model_type,
+            "pretraining": self.pretraining_class.__name__ if self.pretraining_class else None,
+            "configurations": [
+                {"name": n, "parameters": self.parameter_count(n)} for n in self.configurations
+            ],
+        }

@@ -1,0 +1,1 @@
+"""lcfm model plugins."""

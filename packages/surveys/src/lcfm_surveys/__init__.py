@@ -1,0 +1,1 @@
+"""lcfm survey plugins."""
