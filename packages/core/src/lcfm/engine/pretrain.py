@@ -45,6 +45,9 @@ class PretrainArgs:
     eval_every: int = 0  # 0: ten evaluations per run
     checkpoint_every: int = 0  # 0: at every evaluation
     resume: bool = False
+    #: stop (with a checkpoint) after this global step, keeping the schedule of max_steps:
+    #: trains a long run in chunks, and is how tests interrupt a run
+    stop_after: int = 0
     progress: bool = True
     config_overrides: dict = field(default_factory=dict)
 
@@ -121,7 +124,8 @@ def pretrain(args: PretrainArgs) -> dict:
     bar = tqdm(total=args.max_steps, initial=state["step"], desc=f"pretrain {args.model}",
                disable=not (args.progress and accelerator.is_main_process), unit="step")
     model.train()
-    for step, batch in batches.iterate(state["step"], args.max_steps):
+    stop = min(args.stop_after or args.max_steps, args.max_steps)
+    for step, batch in batches.iterate(state["step"], stop):
         batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
                  for k, v in batch.items()}
         loss = model(**batch).loss
@@ -146,6 +150,9 @@ def pretrain(args: PretrainArgs) -> dict:
             save_checkpoint(accelerator, output, state)
     bar.close()
     elapsed = time.perf_counter() - started
+    if state["step"] < args.max_steps:  # interrupted on purpose: keep only the checkpoint
+        save_checkpoint(accelerator, output, state)
+        return {"steps": state["step"], "interrupted": True}
 
     save_checkpoint(accelerator, output, state)
     accelerator.wait_for_everyone()

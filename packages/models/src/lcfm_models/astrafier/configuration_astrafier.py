@@ -45,7 +45,7 @@ class AstrafierConfig(PreTrainedConfig):
       SiLU. The rest of the model counts 8.07 M parameters; the remaining ~0.73 M over three
       blocks is 3 x ~244 k, and a 64 -> F -> F -> 64 stack with k=3 in the middle holds
       3F^2 + 128F, i.e. F ~ 265. F = 256 = 4 d_emb (the usual Transformer expansion, and the
-      width of the CNN Projection) gives 8,760,840 parameters with 8 classes: 0.45 % below 8.8 M.
+      width of the CNN Projection) gives 8,761,192 parameters with 8 classes: 0.44 % below 8.8 M.
       F = 512 would give 11.1 M.
     - GroupNorm uses one group everywhere (`norm_groups` = 1): sect. 3.5 says "as in the CNN
       Projection block, GroupNorm (with a single group) is used throughout the module". Its

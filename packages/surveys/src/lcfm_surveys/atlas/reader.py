@@ -126,6 +126,7 @@ class AtlasPhotometryReader(Reader):
 
     def read(self, path: Path, report: IngestReport) -> Iterator[Row]:
         path = Path(path)
+        self.survey.catalogue()  # a bad label catalogue fails before any point is counted
         columns = parse_photometry(path)
         filters, mag = columns["f"], columns["m"]
         report.read(mag.size)

@@ -1,0 +1,74 @@
+"""End-to-end pretraining on the bundled MACHO sample with a tiny Astromer."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lcfm.engine import PretrainArgs, pretrain
+from lcfm.registry import get_model
+
+
+def tiny_overrides():
+    return dict(get_model("astromer").tiny)
+
+
+def run(tmp_path, name="run", steps=30, **kw):
+    args = PretrainArgs(survey="macho", output=tmp_path / name, model="astromer-v2",
+                        max_steps=steps, batch_size=8, learning_rate=3e-3, progress=False,
+                        config_overrides=tiny_overrides(), **kw)
+    return pretrain(args)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pretrain")
+    return path, run(path, steps=60)
+
+
+def test_loss_goes_down_on_bundled_sample(trained):
+    path, metrics = trained
+    history = json.loads((path / "run" / "loss_history.json").read_text())
+    first = sum(h["loss"] for h in history[:10]) / 10
+    last = sum(h["loss"] for h in history[-10:]) / 10
+    assert last < 0.8 * first, (first, last)
+    assert metrics["validation_light_curves"] > 0 and metrics["validation"]
+    assert (path / "run" / "loss.png").stat().st_size > 1000
+    report = json.loads((path / "run" / "data" / "report.json").read_text())
+    assert report["balanced"] and report["light_curves_written"] > 0
+
+
+def test_checkpoint_loads_in_fresh_process(trained):
+    path, _ = trained
+    out = path / "run"
+    assert (out / "model.safetensors").exists() and (out / "config.json").exists()
+    code = (
+        "import lcfm, json, transformers, torch\n"
+        f"m = transformers.AutoModel.from_pretrained({str(out)!r})\n"
+        "print(json.dumps({'cls': type(m).__name__, 'n': sum(p.numel() for p in m.parameters()),"
+        " 'type': m.config.model_type}))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["cls"] == "AstromerModel" and info["type"] == "lcfm_astromer"
+    from transformers import AutoConfig, AutoModel
+
+    expected = AutoModel.from_config(AutoConfig.from_pretrained(out))
+    assert info["n"] == sum(p.numel() for p in expected.parameters())
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    full = run(tmp_path, "full", steps=12, checkpoint_every=6, eval_every=6)
+    partial = run(tmp_path, "split", steps=12, stop_after=6, checkpoint_every=6, eval_every=6)
+    assert partial == {"steps": 6, "interrupted": True}
+    resumed = run(tmp_path, "split", steps=12, resume=True, checkpoint_every=6, eval_every=6)
+    a = json.loads((tmp_path / "full" / "loss_history.json").read_text())
+    b = json.loads((tmp_path / "split" / "loss_history.json").read_text())
+    assert [h["step"] for h in b] == list(range(1, 13))
+    assert [round(h["loss"], 5) for h in a] == [round(h["loss"], 5) for h in b]
+    assert resumed["final_loss"] == pytest.approx(full["final_loss"], rel=1e-5)
