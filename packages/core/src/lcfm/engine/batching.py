@@ -54,3 +54,20 @@ def evaluation_batches(dataset, batch_size: int, collate: Callable, seed: int = 
         if hasattr(collate, "rng"):
             collate.rng = np.random.default_rng([seed, 7, start])
         yield collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+
+
+class BalancedStepBatches(StepBatches):
+    """Batches balanced among labels (ATCAT sect. 2.4, after ATAT): each slot draws a class
+    uniformly, then a light curve of that class uniformly, from `default_rng([seed, step])`."""
+
+    def __init__(self, dataset, batch_size: int, collate: Callable, **kwargs):
+        super().__init__(dataset, batch_size, collate, **kwargs)
+        labels = np.array(dataset.label, dtype=object)
+        self.by_class = [np.flatnonzero(labels == c) for c in sorted(set(labels) - {None})]
+
+    def indices(self, step: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, 99, step])
+        classes = rng.integers(len(self.by_class), size=self.batch_size)
+        chunk = np.array([self.by_class[c][rng.integers(self.by_class[c].size)]
+                          for c in classes])
+        return chunk[self.process_index::self.num_processes]

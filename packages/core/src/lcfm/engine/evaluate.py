@@ -1,0 +1,104 @@
+"""`lcfm evaluate`, `lcfm predict` and `lcfm embed` on a fine-tuned or pretrained model.
+
+Light curves of one object (bands, quarters, sectors) are combined by averaging their
+class probabilities (or embeddings), so catalogs and metrics have one entry per object.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lcfm.engine.predict import embed_frame, per_object, predict_frame
+from lcfm.engine.save import load_classifier
+from lcfm.exceptions import DataError
+from lcfm.metrics import classification_report
+from lcfm.plots import plot_confusion, plot_reliability
+from lcfm.shards import read_shards, write_frame_atomic
+
+
+def _classifier_inputs(model_dir: Path, data: Path, seed: int = 0):
+    plugin, model = load_classifier(model_dir)
+    config = model.config
+    classes = [config.id2label[i] for i in range(len(config.id2label))]
+    collate = plugin.collator(config, task="classify", train=False,
+                              bands=getattr(config, "lcfm_bands", None) or {},
+                              label2id={c: i for i, c in enumerate(classes)}, seed=seed)
+    return plugin, model, classes, collate, read_shards(data)
+
+
+def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) -> dict:
+    plugin, model, classes, collate, frame = _classifier_inputs(model_dir, data)
+    labeled = frame.filter(pl.col("label").is_in(classes))
+    if labeled.height == 0:
+        raise DataError(f"{data}: no light curve carries one of the model's classes {classes}")
+    probs, _ = predict_frame(model, plugin, labeled, collate, len(classes), batch_size)
+    objects, object_probs = per_object(labeled, probs)
+    truth = dict(zip(labeled["object_id"], labeled["label"], strict=True))
+    y_true = np.array([classes.index(truth[o]) for o in objects])
+    report = classification_report(y_true, object_probs, classes)
+    report["objects"] = len(objects)
+    report["light_curves"] = labeled.height
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    (output / "confusion_matrix.json").write_text(
+        json.dumps(report["confusion_matrix"], indent=2) + "\n")
+    (output / "calibration.json").write_text(json.dumps(report["reliability"], indent=2) + "\n")
+    (output / "thresholds.json").write_text(json.dumps(report["thresholds"], indent=2) + "\n")
+    plot_confusion(np.array(report["confusion_matrix"]["rows_true_columns_predicted"]),
+                   classes, output / "confusion_matrix.png")
+    plot_reliability(report["reliability"], output / "reliability.png")
+    return report
+
+
+def predict(model_dir: Path, data: Path, output: Path, mc_samples: int = 0,
+            batch_size: int = 64, seed: int = 0) -> pl.DataFrame:
+    """A Parquet catalog: object_id (once each), predicted class, one probability column
+    per class and, with MC dropout, one standard-deviation column per class."""
+    plugin, model, classes, collate, frame = _classifier_inputs(model_dir, data, seed)
+    probs, std = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
+                               mc_samples=mc_samples, seed=seed)
+    objects, object_probs = per_object(frame, probs)
+    columns = {"object_id": objects,
+               "predicted_class": [classes[i] for i in object_probs.argmax(1)],
+               "probability": object_probs.max(1)}
+    columns.update({f"p_{c}": object_probs[:, i] for i, c in enumerate(classes)})
+    if std is not None:
+        _, object_std = per_object(frame, std)
+        columns.update({f"std_{c}": object_std[:, i] for i, c in enumerate(classes)})
+    catalog = pl.DataFrame(columns)
+    write_frame_atomic(catalog, Path(output))
+    return catalog
+
+
+def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
+          plot: Path | None = None) -> pl.DataFrame:
+    """One embedding vector per object, from the model's pooled (layer-weighted where the
+    model defines it) output."""
+    from lcfm.engine.loading import plugin_for_model_type
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    plugin = plugin_for_model_type(config.model_type)
+    model = plugin.base_model_class.from_pretrained(model_dir)
+    frame = read_shards(data)
+    # classify-mode collation without labels: whole light curves, no masking
+    collate = plugin.collator(config, task="classify", train=False,
+                              bands=getattr(config, "lcfm_bands", None) or {},
+                              label2id=None, seed=0)
+    vectors = embed_frame(model, frame, collate, batch_size)
+    objects, object_vectors = per_object(frame, vectors)
+    labels = dict(zip(frame["object_id"], frame["label"], strict=True))
+    table = pl.DataFrame({"object_id": objects, "label": [labels[o] for o in objects],
+                          "embedding": object_vectors.astype(np.float32).tolist()},
+                         schema_overrides={"embedding": pl.List(pl.Float32)})
+    write_frame_atomic(table, Path(output))
+    if plot is not None:
+        from lcfm.plots import plot_embedding
+
+        plot_embedding(object_vectors, [labels[o] for o in objects], plot)
+    return table

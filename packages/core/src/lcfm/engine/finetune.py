@@ -1,0 +1,252 @@
+"""Supervised fine-tuning (`lcfm finetune`): full, frozen encoder + head, or LoRA (peft),
+on one Accelerate loop.
+
+Recipe defaults follow the papers: AdamW with a lower learning rate for the encoder than
+for the head and class-weighted cross-entropy w_c = N/N_c (ASTRAFier sect. 5); soft F1 and
+focal losses, balanced batches and augmentations (ATCAT sect. 2.1.2, 2.3.2, 2.7); splits
+stratified by class and grouped by object; early stopping on validation macro F1;
+Astromer 2's few-shot protocol (sect. 5.1) with `samples_per_class` and `folds`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from lcfm.augment import Augmenter
+from lcfm.data import LightCurveDataset
+from lcfm.engine import loading
+from lcfm.engine.batching import BalancedStepBatches, StepBatches
+from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcfm.engine.predict import predict_frame
+from lcfm.exceptions import ConfigError, DataError
+from lcfm.losses import class_weights, classification_loss
+from lcfm.metrics import classification_report
+from lcfm.shards import read_shards
+from lcfm.splits import few_shot_subset, stratified_object_split
+from lcfm.survey_info import survey_context
+
+
+@dataclass
+class FinetuneArgs:
+    data: Path
+    model: str
+    output: Path
+    lora: bool = False
+    lora_rank: int = 8
+    merge_lora: bool = False
+    freeze_encoder: bool = False
+    samples_per_class: int = 0  # 0: all training data
+    folds: int = 1
+    max_steps: int = 500
+    batch_size: int = 32
+    lr_encoder: float = 1e-4
+    lr_head: float = 1e-3
+    weight_decay: float = 1e-5
+    warmup_fraction: float = 0.05
+    max_grad_norm: float = 1.0
+    loss: str = "weighted_ce"
+    balanced: bool = False
+    augment: list[str] = field(default_factory=list)
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.1
+    eval_every: int = 0
+    patience: int = 5  # evaluations without a better validation macro F1
+    seed: int = 0
+    resume: bool = False
+    stop_after: int = 0
+    progress: bool = True
+    config_overrides: dict = field(default_factory=dict)
+
+
+class _Collate:
+    """Augment rows, then collate them; both draw from one re-seedable generator."""
+
+    def __init__(self, collate, augmenter: Augmenter | None):
+        self.collate, self.augmenter = collate, augmenter
+
+    @property
+    def rng(self):
+        return getattr(self.collate, "rng", None)
+
+    @rng.setter
+    def rng(self, value):
+        if hasattr(self.collate, "rng"):
+            self.collate.rng = value
+        if self.augmenter is not None:
+            self.augmenter.rng = np.random.default_rng(value.integers(2**63))
+
+    def __call__(self, rows):
+        if self.augmenter is not None:
+            rows = [self.augmenter(r) for r in rows]
+        return self.collate(rows)
+
+
+def _splits(frame: pl.DataFrame, args: FinetuneArgs) -> dict[str, pl.DataFrame]:
+    test = args.test_fraction
+    val = args.validation_fraction * (1 - test)
+    parts = stratified_object_split(frame, {"train": 1 - test - val, "validation": val,
+                                            "test": test}, args.seed)
+    if parts["train"].height == 0:
+        raise DataError(f"{args.data}: no labeled light curves left for training")
+    return parts
+
+
+def finetune(args: FinetuneArgs) -> dict:
+    """Fine-tune (one run, or `folds` few-shot runs); returns the summary written to
+    `output/metrics.json`."""
+    frame = read_shards(args.data)
+    parts = _splits(frame, args)
+    if args.samples_per_class <= 0 and args.folds == 1:
+        return _train_one(args, parts, Path(args.output))
+    results = []
+    for fold in range(args.folds):
+        train = (few_shot_subset(parts["train"], args.samples_per_class, fold, args.seed)
+                 if args.samples_per_class > 0 else parts["train"])
+        results.append(_train_one(args, {**parts, "train": train},
+                                  Path(args.output) / f"fold-{fold}"))
+    f1 = np.array([r["test"]["macro_f1"] if r.get("test") else np.nan for r in results])
+    summary = {"samples_per_class": args.samples_per_class, "folds": args.folds,
+               "test_macro_f1_mean": float(f1.mean()), "test_macro_f1_std": float(f1.std()),
+               "test_macro_f1": f1.tolist(), "runs": results}
+    (Path(args.output) / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
+    output.mkdir(parents=True, exist_ok=True)
+    survey_name, bands, taxonomy = survey_context(parts["train"])
+    present = set(parts["train"]["label"].unique().to_list())
+    class_names = [c for c in taxonomy if c in present] + sorted(present - set(taxonomy))
+    if len(class_names) < 2:
+        raise DataError(f"{args.data}: training needs at least two classes, found "
+                        f"{class_names}")
+    plugin, config, checkpoint = loading.resolve(args.model, args.config_overrides)
+    set_seed(args.seed)
+    model = loading.classification_model(plugin, config, checkpoint, class_names)
+    label2id = model.config.label2id
+    model.config.lcfm_survey, model.config.lcfm_bands = survey_name, bands
+    if args.freeze_encoder:
+        loading.freeze_encoder(model)
+    base_parameters = loading.count_parameters(model)
+    if args.lora:
+        model = loading.apply_lora(model, rank=args.lora_rank)
+    train_set = LightCurveDataset(parts["train"])
+    val_frame = parts["validation"] if parts["validation"].height else parts["train"]
+    counts = np.bincount([label2id[x] for x in parts["train"]["label"]],
+                         minlength=len(class_names))
+    weights = class_weights(counts)
+
+    def collator(train: bool):
+        return plugin.collator(model.config, task="classify", train=train, bands=bands,
+                               label2id=label2id, seed=args.seed)
+
+    collate = _Collate(collator(True), Augmenter(args.augment, args.seed) if args.augment
+                       else None)
+    accelerator = Accelerator()
+    batch_cls = BalancedStepBatches if args.balanced else StepBatches
+    batches = batch_cls(train_set, args.batch_size, collate, seed=args.seed,
+                        process_index=accelerator.process_index,
+                        num_processes=accelerator.num_processes)
+    groups = loading.parameter_groups(model.base_model if args.lora else model,
+                                      args.lr_encoder, args.lr_head, args.weight_decay)
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.95), eps=1e-8)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, int(args.warmup_fraction * args.max_steps), args.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
+    state = {"step": 0, "history": [], "validation": [], "best_f1": -1.0, "best_step": 0,
+             "stale": 0}
+    if args.resume:
+        state = load_checkpoint(accelerator, output)
+    best_dir = output / "best"
+    stop = min(args.stop_after or args.max_steps, args.max_steps)
+    bar = tqdm(total=args.max_steps, initial=state["step"], unit="step",
+               desc=f"finetune {plugin.name}", disable=not args.progress)
+    model.train()
+    for step, batch in batches.iterate(state["step"], stop):
+        labels = batch.pop("labels").to(accelerator.device)
+        batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
+                 for k, v in batch.items()}
+        logits = model(**batch).logits[:, :len(class_names)]
+        loss = classification_loss(args.loss, logits, labels, weights)
+        accelerator.backward(loss)
+        if args.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        state["step"] = step + 1
+        state["history"].append({"step": step + 1, "loss": float(loss.detach())})
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.4f}", best_f1=f"{state['best_f1']:.3f}")
+        if state["step"] % eval_every == 0 or state["step"] == args.max_steps:
+            probs, _ = predict_frame(accelerator.unwrap_model(model), plugin, val_frame,
+                                     collator(False), len(class_names), args.batch_size)
+            f1 = classification_report(_ids(val_frame, label2id), probs, class_names)["macro_f1"]
+            state["validation"].append({"step": state["step"], "macro_f1": f1})
+            if f1 > state["best_f1"]:
+                state.update(best_f1=f1, best_step=state["step"], stale=0)
+                accelerator.unwrap_model(model).save_pretrained(best_dir)
+            else:
+                state["stale"] += 1
+            model.train()
+            if state["stale"] >= args.patience:
+                break
+            save_checkpoint(accelerator, output, state)
+    bar.close()
+    if args.stop_after and state["step"] < args.max_steps and state["stale"] < args.patience:
+        save_checkpoint(accelerator, output, state)
+        return {"steps": state["step"], "interrupted": True}
+    return _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
+                   label2id, state, output, best_dir, base_parameters, survey_name)
+
+
+def _ids(frame: pl.DataFrame, label2id: dict) -> np.ndarray:
+    return np.array([label2id.get(x, -1) for x in frame["label"]])
+
+
+def _finish(args, model, plugin, parts, class_names, label2id, state, output, best_dir,
+            base_parameters, survey_name) -> dict:
+    from lcfm.engine.save import save_classifier
+
+    model = save_classifier(model, output, best_dir, lora=args.lora, merge=args.merge_lora,
+                            survey=survey_name)
+    collate = plugin.collator(model.config, task="classify", train=False,
+                              bands=model.config.lcfm_bands, label2id=label2id, seed=args.seed)
+    test = parts["test"].filter(pl.col("label").is_in(class_names))
+    report = None
+    if test.height:
+        probs, _ = predict_frame(model, plugin, test, collate, len(class_names),
+                                 args.batch_size)
+        report = classification_report(_ids(test, label2id), probs, class_names)
+    summary = {
+        "model": args.model, "plugin": plugin.name, "survey": survey_name,
+        "classes": class_names, "steps": state["step"], "best_step": state["best_step"],
+        "best_validation_macro_f1": state["best_f1"], "validation": state["validation"],
+        "train_light_curves": parts["train"].height,
+        "validation_light_curves": parts["validation"].height,
+        "test_light_curves": test.height,
+        "parameters": base_parameters,
+        "test": {k: report[k] for k in ("accuracy", "macro_f1", "class_balanced_f1", "ece")}
+        if report else None,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+    }
+    (output / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output / "loss_history.json").write_text(json.dumps(state["history"]) + "\n")
+    if test.height:
+        test.write_parquet(output / "test_split.parquet")
+    return summary
+
+
+__all__ = ["FinetuneArgs", "finetune", "ConfigError"]

@@ -1,0 +1,96 @@
+"""ASTRAFier model plugin (Gregory et al., shared/papers/000_0d28d1f6ab765e34.txt).
+
+A supervised stellar-variability classifier: BiLSTM, Transformer and CNN modules with
+residual connections, three blocks, masked mean pooling and an MLP head (sect. 3, Fig. 5),
+with Monte-Carlo dropout at inference (sect. 3.6). It has no self-supervised objective, so
+`lcfm pretrain` does not apply to it; `lcfm finetune` trains it from scratch or from a
+checkpoint. Importing this module registers its classes with the transformers Auto classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+from lcfm.model_plugin import ModelPlugin
+
+from .collator_astrafier import AstrafierCollator
+from .configuration_astrafier import AstrafierConfig
+from .modeling_astrafier import (
+    AstrafierForSequenceClassification,
+    AstrafierModel,
+    AstrafierPreTrainedModel,
+)
+
+AutoConfig.register(AstrafierConfig.model_type, AstrafierConfig, exist_ok=True)
+AutoModel.register(AstrafierConfig, AstrafierModel, exist_ok=True)
+AutoModelForSequenceClassification.register(AstrafierConfig, AstrafierForSequenceClassification,
+                                            exist_ok=True)
+
+
+class AstrafierPlugin(ModelPlugin):
+    name = "astrafier"
+    description = ("ASTRAFier: BiLSTM + Transformer + multi-scale CNN classifier of flux light "
+                   "curves, supervised only, with Monte-Carlo dropout uncertainties")
+    paper = ("Gregory et al., ASTRAFier: A Novel and Scalable Transformer-based Stellar "
+             "Variability Classifier (arXiv:2604.07437), sects. 3 and 5")
+    config_class = AstrafierConfig
+    base_model_class = AstrafierModel
+    pretraining_class = None  # supervised only (sect. 5)
+    classification_class = AstrafierForSequenceClassification
+    #: the paper configuration; AstrafierConfig's docstring cites each number
+    configurations = {
+        "astrafier": {
+            "hidden_size": 64, "num_blocks": 3, "lstm_num_layers": 2, "lstm_hidden_size": 64,
+            "projection_size": 256, "projection_kernel_size": 3, "num_attention_heads": 8,
+            "feed_forward_size": 256, "feed_forward_kernel_size": 3, "cnn_glu_size": 256,
+            "cnn_kernel_sizes": [3, 7, 15, 111], "norm_groups": 1,
+            "head_hidden_sizes": [128, 32], "dropout": 0.2, "max_length": 1171,
+            "mc_dropout_samples": 20, "num_labels": 8,
+        },
+    }
+    default_configuration = "astrafier"
+    tiny = {
+        "hidden_size": 16, "num_blocks": 1, "lstm_num_layers": 2, "lstm_hidden_size": 16,
+        "projection_size": 32, "num_attention_heads": 2, "feed_forward_size": 32,
+        "cnn_glu_size": 32, "cnn_kernel_sizes": [3, 7], "head_hidden_sizes": [16, 8],
+        "max_length": 64, "mc_dropout_samples": 4, "num_labels": 2,
+    }
+    #: the training recipe of sect. 5, for the engine and for users
+    training_recipe = {
+        "batch_size": 128, "optimizer": "AdamW", "learning_rate": 1e-4,
+        "head_learning_rate": 1e-3, "weight_decay": 1e-5, "betas": (0.9, 0.95), "eps": 1e-8,
+        "loss": "class-weighted cross-entropy, w_c = N_total / N_c",
+        "selection": "best validation accuracy", "mc_dropout_samples": 20,
+    }
+
+    def parameter_count(self, name: str | None = None, head: str = "classification") -> int:
+        # ASTRAFier has no pretraining head: count the classifier the paper reports (8.8 M)
+        return super().parameter_count(name, head=head)
+
+    def collator(self, config: AstrafierConfig, *, task: str, train: bool,
+                 bands: Mapping[str, float] | None = None,
+                 label2id: Mapping[str, int] | None = None, seed: int = 0,
+                 pad_to_max_length: bool = False) -> AstrafierCollator:
+        """See `collator_astrafier`. `bands` is unused: ASTRAFier reads flux only."""
+        return AstrafierCollator(config, task=task, train=train, label2id=label2id, seed=seed,
+                                 pad_to_max_length=pad_to_max_length)
+
+    @staticmethod
+    def optimizer_parameter_groups(model: AstrafierForSequenceClassification,
+                                   learning_rate: float = 1e-4,
+                                   head_learning_rate: float = 1e-3) -> list[dict]:
+        """AdamW parameter groups of sect. 5: 1e-4 for the ASTRAFier blocks (and the
+        embedding), 1e-3 for the MLP classification head."""
+        head = [p for p in model.classifier.parameters() if p.requires_grad]
+        head_ids = {id(p) for p in head}
+        body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+        return [{"params": body, "lr": learning_rate},
+                {"params": head, "lr": head_learning_rate}]
+
+
+__all__ = [
+    "AstrafierCollator", "AstrafierConfig", "AstrafierForSequenceClassification",
+    "AstrafierModel", "AstrafierPlugin", "AstrafierPreTrainedModel",
+]

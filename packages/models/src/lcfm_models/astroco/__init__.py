@@ -1,0 +1,68 @@
+"""AstroCo model plugin (paper 002: Tan et al., "AstroCo: Self-Supervised Conformer-Style
+Transformers for Light-Curve Embeddings", NeurIPS 2025 ML4PS workshop).
+
+Importing this module registers the classes with transformers' Auto classes:
+AutoConfig / AutoModel (`AstroCoModel`) / AutoModelForSequenceClassification and, for the
+masked-reconstruction head, AutoModelForPreTraining (`AstroCoForMaskedReconstruction`: it
+is AstroCo's pretraining model; transformers has no "masked reconstruction" Auto class).
+"""
+
+from __future__ import annotations
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+)
+
+from lcfm.model_plugin import ModelPlugin
+from lcfm_models.astroco.collator_astroco import AstroCoCollator
+from lcfm_models.astroco.configuration_astroco import AstroCoConfig
+from lcfm_models.astroco.modeling_astroco import (
+    AstroCoForMaskedReconstruction,
+    AstroCoForSequenceClassification,
+    AstroCoMaskedReconstructionOutput,
+    AstroCoModel,
+    AstroCoModelOutput,
+    AstroCoPreTrainedModel,
+    AstroCoSequenceClassifierOutput,
+)
+
+AutoConfig.register(AstroCoConfig.model_type, AstroCoConfig, exist_ok=True)
+AutoModel.register(AstroCoConfig, AstroCoModel, exist_ok=True)
+AutoModelForPreTraining.register(AstroCoConfig, AstroCoForMaskedReconstruction, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    AstroCoConfig, AstroCoForSequenceClassification, exist_ok=True)
+
+
+class AstroCoPlugin(ModelPlugin):
+    name = "astroco"
+    description = ("Conformer-style encoder (MHSA + depthwise-conv/GLU + gated FFN, softmax "
+                   "layer mix) pretrained by masked reconstruction")
+    paper = "002_f2bec74809150cea (AstroCo), sect. 3, appendix A, B.3"
+    config_class = AstroCoConfig
+    base_model_class = AstroCoModel
+    pretraining_class = AstroCoForMaskedReconstruction
+    classification_class = AstroCoForSequenceClassification
+    # Appendix A. Both: r=4, K=32, dropout 0.1, window 200 (the config defaults).
+    configurations = {
+        "astroco-s": {"hidden_size": 276, "num_hidden_layers": 4, "num_attention_heads": 4},
+        "astroco-l": {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 4},
+    }
+    default_configuration = "astroco-s"
+    # Even kernel (8) so that tests exercise the asymmetric "same" padding of K=32.
+    tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "conv_kernel_size": 8, "max_length": 64}
+
+    def collator(self, config, *, task, train, bands=None, label2id=None, seed=0):
+        return AstroCoCollator(config, task=task, train=train, bands=bands,
+                               label2id=label2id, seed=seed)
+
+
+__all__ = [
+    "AstroCoCollator", "AstroCoConfig", "AstroCoForMaskedReconstruction",
+    "AstroCoForSequenceClassification", "AstroCoMaskedReconstructionOutput", "AstroCoModel",
+    "AstroCoModelOutput", "AstroCoPlugin", "AstroCoPreTrainedModel",
+    "AstroCoSequenceClassifierOutput",
+]

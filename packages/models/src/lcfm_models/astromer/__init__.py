@@ -1,0 +1,104 @@
+"""Astromer 1 and 2 as Hugging Face models (Donoso-Oliva et al., "Generalizing across
+astronomical surveys: few-shot light curve classification with Astromer 2";
+shared/papers/001_0ee157db3fd4b444.txt, sect. 2.1-3.3 and 5.4).
+
+Importing this module registers, with no `trust_remote_code`:
+
+* `AutoConfig` -> `AstromerConfig` (model_type "lcfm_astromer");
+* `AutoModel` -> `AstromerModel` (also loads the encoder out of any Astromer checkpoint,
+  e.g. a saved `AstromerForMaskedReconstruction`);
+* `AutoModelForPreTraining` -> `AstromerForMaskedReconstruction`: transformers has no Auto
+  class for masked reconstruction of continuous values, and this is Astromer's pretraining
+  model (`AstromerForMaskedReconstruction.from_pretrained(path)` works as well);
+* `AutoModelForSequenceClassification` -> `AstromerForSequenceClassification`.
+
+`import lcfm` imports every installed model plugin, so this is enough::
+
+    import lcfm
+    from transformers import AutoModel
+    encoder = AutoModel.from_pretrained("path/to/checkpoint")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+)
+
+from lcfm.model_plugin import ModelPlugin
+
+from .collator_astromer import AstromerCollator
+from .configuration_astromer import AstromerConfig
+from .modeling_astromer import (
+    AstromerForMaskedReconstruction,
+    AstromerForSequenceClassification,
+    AstromerMaskedReconstructionOutput,
+    AstromerModel,
+    AstromerModelOutput,
+    AstromerPreTrainedModel,
+    reconstruction_loss,
+    time_positional_encoding,
+    uncertainty_weights,
+)
+
+AutoConfig.register(AstromerConfig.model_type, AstromerConfig, exist_ok=True)
+AutoModel.register(AstromerConfig, AstromerModel, exist_ok=True)
+AutoModelForPreTraining.register(AstromerConfig, AstromerForMaskedReconstruction, exist_ok=True)
+AutoModelForSequenceClassification.register(AstromerConfig, AstromerForSequenceClassification,
+                                            exist_ok=True)
+
+#: Astromer 1 (sect. 2): 2 blocks, FFN 128 tanh, no residual path, zero-masking, eq. 4 loss.
+ASTROMER_V1 = dict(
+    window_size=200, hidden_size=256, num_attention_heads=4, num_hidden_layers=2,
+    intermediate_size=128, hidden_act="tanh", residual_projection=False, mask_token=False,
+    attention_output_dropout=0.0, uncertainty_weighted_loss=False,
+)
+#: Astromer 2 (sect. 3): 6 blocks, FFN 512, projected residuals, mask token, dropout after
+#: attention, eq. 5 loss. See `AstromerConfig` for how each value was pinned down.
+ASTROMER_V2 = dict(
+    window_size=200, hidden_size=256, num_attention_heads=4, num_hidden_layers=6,
+    intermediate_size=512, hidden_act="tanh", residual_projection=True, mask_token=True,
+    attention_output_dropout=0.1, uncertainty_weighted_loss=True,
+)
+
+
+class AstromerPlugin(ModelPlugin):
+    name = "astromer"
+    description = ("Astromer: BERT-style encoder of single-band light curves (time positional "
+                   "encoding + magnitude projection), pretrained by masked magnitude "
+                   "reconstruction")
+    paper = ("Donoso-Oliva et al., Astromer 2 (shared/papers/001_0ee157db3fd4b444.txt), "
+             "sect. 2.1-3.3 and 5.4")
+    config_class = AstromerConfig
+    base_model_class = AstromerModel
+    pretraining_class = AstromerForMaskedReconstruction
+    classification_class = AstromerForSequenceClassification
+    configurations = {"astromer-v1": ASTROMER_V1, "astromer-v2": ASTROMER_V2}
+    default_configuration = "astromer-v2"
+    tiny = dict(
+        window_size=32, hidden_size=16, num_attention_heads=2, num_hidden_layers=2,
+        intermediate_size=32, residual_projection=True, mask_token=True,
+        attention_output_dropout=0.0, uncertainty_weighted_loss=True,
+        classifier_hidden_sizes=(32, 16),
+    )
+
+    def collator(self, config: AstromerConfig, *, task: str, train: bool,
+                 bands: Mapping[str, float] | None = None,
+                 label2id: Mapping[str, int] | None = None, seed: int = 0) -> AstromerCollator:
+        """Windows, zero-mean magnitudes, padding and (pretraining) the BERT-style probe mask;
+        `bands` is not used: Astromer takes every observation as one band."""
+        return AstromerCollator(config, task=task, train=train, label2id=label2id, seed=seed)
+
+
+__all__ = [
+    "ASTROMER_V1", "ASTROMER_V2", "AstromerCollator", "AstromerConfig",
+    "AstromerForMaskedReconstruction", "AstromerForSequenceClassification",
+    "AstromerMaskedReconstructionOutput", "AstromerModel", "AstromerModelOutput",
+    "AstromerPlugin", "AstromerPreTrainedModel", "reconstruction_loss",
+    "time_positional_encoding", "uncertainty_weights",
+]
