@@ -40,7 +40,7 @@ def tiny_model(plugin, **overrides) -> AstrafierForSequenceClassification:
 
 
 def synthetic_rows(n: int, *, seed: int = 0, length: tuple[int, int] = (40, 60)) -> list[dict]:
-    """Two separable classes: a 1.3-day sinusoid (PULSATOR) and white noise (NOISE),
+    """Two separable classes: a 6-day sinusoid (PULSATOR) and white noise (NOISE),
     irregularly sampled over ~27 days (a TESS sector) at absolute BTJD-like times."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -48,7 +48,7 @@ def synthetic_rows(n: int, *, seed: int = 0, length: tuple[int, int] = (40, 60))
         size = int(rng.integers(*length))
         time = 2000.0 + np.sort(rng.uniform(0, 27, size))
         label = "PULSATOR" if i % 2 == 0 else "NOISE"
-        signal = np.sin(2 * np.pi * time / 1.3) if label == "PULSATOR" else 0.0
+        signal = np.sin(2 * np.pi * time / 6.0) if label == "PULSATOR" else 0.0
         value = 100 + 5 * signal + rng.normal(0, 1 if label == "NOISE" else 0.3, size)
         rows.append({"object_id": f"TIC {i}", "survey": "tess_qlp", "time": time,
                      "value": value.astype(np.float32),
@@ -259,7 +259,7 @@ def test_a_few_training_steps_lower_the_loss(plugin):
     collate = plugin.collator(model.config, task="classify", train=True, label2id=LABEL2ID)
     fixed = plugin.collator(model.config, task="classify", train=False,
                             label2id=LABEL2ID)(rows)
-    groups = plugin.optimizer_parameter_groups(model, 3e-3, 3e-3)
+    groups = plugin.optimizer_parameter_groups(model, 1e-2, 1e-2)
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.95), weight_decay=1e-5)
 
     def held_loss() -> float:
@@ -270,10 +270,10 @@ def test_a_few_training_steps_lower_the_loss(plugin):
         return loss
 
     before = held_loss()
-    for _ in range(15):
+    for _ in range(20):
         loss = model(**collate(rows)).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     after = held_loss()
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.5 * before, (before, after)

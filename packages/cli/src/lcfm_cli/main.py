@@ -60,7 +60,7 @@ def models(as_json: Json = False) -> None:
         for d in described for c in d["configurations"]])
 
 
-def _parse_options(options: list[str]) -> dict:
+def parse_options(options: list[str]) -> dict:
     from lcfm.exceptions import ConfigError
 
     parsed = {}
@@ -91,7 +91,7 @@ def ingest(
     from lcfm.ingest import ingest as run_ingest
     from lcfm.registry import get_survey
 
-    options = _parse_options(option or [])
+    options = parse_options(option or [])
     if labels is not None:
         options["labels"] = str(labels)
     plugin = get_survey(survey)
@@ -127,11 +127,15 @@ def pretrain(
     metrics = run_pretrain(PretrainArgs(
         survey=survey, output=output, data=data, model=model, max_steps=max_steps,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, resume=resume,
-        config_overrides=_parse_options(config or [])))
+        config_overrides=parse_options(config or [])))
     val = metrics["validation"][-1]["loss"] if metrics["validation"] else None
     typer.echo(f"{metrics['steps']} steps: loss {metrics['first_loss']:.4f} -> "
                f"{metrics['final_loss']:.4f}" + (f", validation {val:.4f}" if val else "")
                + f"; checkpoint in {output}")
+
+
+# the other command groups register themselves on `app`
+from lcfm_cli import ml_commands  # noqa: E402,F401
 
 
 def main() -> None:

@@ -170,6 +170,12 @@ def option_choice(survey: str, name: str, value, choices: tuple[str, ...]) -> st
 
 
 # ---- cadence cleaning ----------------------------------------------------------------------
+def flag_reason(column: str, bitmask: int) -> str:
+    """The report's reason for cadences dropped by a quality bitmask."""
+    return f"{column} flag set (any bit)" if bitmask == -1 else \
+        f"{column} flag set (bitmask {bitmask})"
+
+
 def clean_cadences(report: IngestReport, time, flux, error, quality, bitmask: int,
                    flag_reason: str) -> np.ndarray:
     """Boolean mask of the cadences kept: QUALITY & bitmask == 0, then finite time, flux

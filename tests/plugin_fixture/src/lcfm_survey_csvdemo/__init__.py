@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lcfm.exceptions import InputFileError
+from lcfm.exceptions import ConfigError, InputFileError
 from lcfm.preprocess import drop_nonfinite, error_range, min_points, sort_by_time
 from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row, SurveyPlugin, Taxonomy
@@ -32,8 +32,11 @@ class CsvDemoReader(Reader):
     def matches(self, path: Path) -> bool:
         if path.suffix.lower() != ".csv":
             return False
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            header = [c.strip().lower() for c in handle.readline().split(",")]
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                header = [c.strip().lower() for c in handle.readline().split(",")]
+        except OSError:
+            return False
         return all(c in header for c in REQUIRED)
 
     def read(self, path: Path, report: IngestReport) -> Iterator[Row]:
@@ -81,7 +84,7 @@ class CsvDemoReader(Reader):
                 if band not in self.survey.bands:
                     raise InputFileError(path, f"unknown band {band!r}; bands: "
                                          f"{', '.join(self.survey.bands)}", line=line)
-                raw = cells[col["label"]].strip() or None if "label" in col else None
+                raw = (cells[col["label"]].strip() if "label" in col else "") or None
                 if raw is not None and raw not in self.survey.taxonomy.raw_to_class:
                     raise InputFileError(path, f"unknown label {raw!r}; known: "
                                          f"{', '.join(self.survey.taxonomy.raw_to_class)}",
@@ -116,6 +119,12 @@ class CsvDemoSurvey(SurveyPlugin):
     sample_package = "lcfm_survey_csvdemo"
     sample_folder = "sample"
     options = {"default_band": "g"}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if self.opts["default_band"] not in self.bands:
+            raise ConfigError(f"survey 'csvdemo': default_band={self.opts['default_band']!r}; "
+                              f"bands: {', '.join(self.bands)}")
 
     def preprocessing(self):
         return [

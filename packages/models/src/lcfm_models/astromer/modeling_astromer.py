@@ -196,6 +196,20 @@ class AstromerPreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     supports_gradient_checkpointing = False
     _no_split_modules = ["AstromerBlock"]
+    #: whether the sect. 5.4 layer weights gamma train with this model: only with a classifier
+    _trains_layer_weights = False
+
+    def _set_layer_weights_trainable(self) -> None:
+        for module in self.modules():
+            if isinstance(module, AstromerModel):
+                module.layer_weights.requires_grad_(self._trains_layer_weights)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # loading re-creates every parameter as trainable; restore the gamma policy
+        loaded = super().from_pretrained(*args, **kwargs)
+        (loaded[0] if isinstance(loaded, tuple) else loaded)._set_layer_weights_trainable()
+        return loaded
 
     def _init_weights(self, module):
         # Linear layers: normal (Glorot) as sect. 2.2 states for the magnitude weights; the
@@ -307,13 +321,14 @@ class AstromerForSequenceClassification(AstromerPreTrainedModel):
     """Sect. 5.4 / Fig. 10: layer-weighted embedding -> MLP (1024, 512, 256; ReLU) -> linear
     layer without activation. The gamma layer weights train with this head."""
 
+    _trains_layer_weights = True
+
     def __init__(self, config: AstromerConfig):
         super().__init__(config)
         if not config.num_labels:
             raise ConfigError("AstromerForSequenceClassification needs num_labels or id2label "
                               "in its AstromerConfig")
         self.astromer = AstromerModel(config)
-        self.astromer.layer_weights.requires_grad_(True)
         layers, width = [], config.hidden_size
         for size in config.classifier_hidden_sizes:
             layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(config.classifier_dropout)]
@@ -321,6 +336,7 @@ class AstromerForSequenceClassification(AstromerPreTrainedModel):
         layers.append(nn.Linear(width, config.num_labels))
         self.classifier = nn.Sequential(*layers)
         self.post_init()
+        self._set_layer_weights_trainable()
 
     def forward(self, input_values, times, attention_mask=None, masked_positions=None,
                 labels=None, output_hidden_states=None, output_attentions=None, errors=None,

@@ -22,6 +22,7 @@ from lcfm.survey import Reader, Row
 from lcfm_surveys._fits import (
     LightCurveTable,
     clean_cadences,
+    flag_reason,
     header_float,
     header_int,
     is_fits_name,
@@ -78,7 +79,7 @@ class KeplerLongCadenceReader(Reader):
         flux = c[survey.flux_column].astype(np.float32)
         error = c[f"{survey.flux_column}_ERR"].astype(np.float32)
         keep = clean_cadences(report, time, flux, error, c["SAP_QUALITY"].astype(np.int64),
-                              survey.bitmask, f"SAP_QUALITY flag (bitmask {survey.bitmask})")
+                              survey.bitmask, flag_reason("SAP_QUALITY", survey.bitmask))
         return time[keep], flux[keep], error[keep]
 
     def _read_stitched(self, paths: list[Path], report: IngestReport) -> Iterator[Row]:

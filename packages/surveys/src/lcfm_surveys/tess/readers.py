@@ -36,6 +36,7 @@ from lcfm.survey import Reader, Row
 from lcfm_surveys._fits import (
     LightCurveTable,
     clean_cadences,
+    flag_reason,
     header_float,
     header_int,
     is_fits_name,
@@ -92,7 +93,7 @@ class _TessReader(Reader):
         flux = c[flux_column].astype(np.float32)
         error = c[error_column].astype(np.float32)
         keep = clean_cadences(report, time, flux, error, c["QUALITY"].astype(np.int64),
-                              survey.bitmask, f"QUALITY flag (bitmask {survey.bitmask})")
+                              survey.bitmask, flag_reason("QUALITY", survey.bitmask))
         if not keep.any():
             report.reject_light_curve("no valid cadences", 0)
             return

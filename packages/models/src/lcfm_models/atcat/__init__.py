@@ -1,0 +1,98 @@
+"""ATCAT, the Astronomical Timeseries CAusal Transformer, as an lcfm model plugin
+(paper 003_05ad419fc2efc3e7.txt, sect. 2.2-2.7).
+
+Importing this package registers the model with transformers' Auto classes: AutoConfig
+("lcfm_atcat"), AutoModel (`AtcatModel`), AutoModelForSequenceClassification and, for the
+next-value head, AutoModelForPreTraining (transformers has no next-value Auto class; this is
+the one that means "the model with its pretraining head").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+)
+
+from lcfm.model_plugin import ModelPlugin
+
+from .collator_atcat import AtcatCollator
+from .configuration_atcat import AtcatConfig
+from .modeling_atcat import (
+    AtcatForNextValuePrediction,
+    AtcatForSequenceClassification,
+    AtcatModel,
+    AtcatModelOutput,
+    AtcatNextValueOutput,
+    AtcatPreTrainedModel,
+    AtcatSequenceClassifierOutput,
+)
+from .scaling_atcat import (
+    mixture_components_from_flux,
+    mixture_in_flux_space,
+    squash_error,
+    squash_flux,
+    unsquash_flux,
+)
+
+AutoConfig.register(AtcatConfig.model_type, AtcatConfig, exist_ok=True)
+AutoModel.register(AtcatConfig, AtcatModel, exist_ok=True)
+AutoModelForSequenceClassification.register(AtcatConfig, AtcatForSequenceClassification,
+                                            exist_ok=True)
+AutoModelForPreTraining.register(AtcatConfig, AtcatForNextValuePrediction, exist_ok=True)
+
+
+class AtcatPlugin(ModelPlugin):
+    name = "atcat"
+    description = ("ATCAT: causal transformer over multi-band light curves, one token per "
+                   "point, bands encoded by central wavelength; next-value mixture-of-Gaussians "
+                   "pretraining, early classification, optional metadata token")
+    paper = "003_05ad419fc2efc3e7.txt (ATCAT), sect. 2.2-2.7"
+    config_class = AtcatConfig
+    base_model_class = AtcatModel
+    pretraining_class = AtcatForNextValuePrediction
+    classification_class = AtcatForSequenceClassification
+    #: the paper's LC-only model (Table 1, 4.1 M; see the AtcatConfig docstring), 20 classes
+    configurations = {
+        "atcat": {
+            "hidden_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
+            "attention_dim": 64, "intermediate_size": 768, "gated_feed_forward": True,
+            "local_attention_days": [1.0, 10.0], "num_mixture_components": 128,
+            "max_length": 243, "num_labels": 20,
+        },
+    }
+    default_configuration = "atcat"
+    tiny = {
+        "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2,
+        "attention_dim": 16, "intermediate_size": 64, "local_attention_days": [1.0, 10.0],
+        "num_mixture_components": 16, "max_length": 64,
+    }
+
+    def collator(self, config: AtcatConfig, *, task: str, train: bool,
+                 bands: Mapping[str, float] | None = None,
+                 label2id: Mapping[str, int] | None = None, seed: int = 0) -> AtcatCollator:
+        return AtcatCollator(config, task=task, train=train, bands=bands, label2id=label2id,
+                             seed=seed)
+
+    @staticmethod
+    def fit_config_to_rows(config: AtcatConfig, rows: Iterable[Mapping]) -> AtcatConfig:
+        """Set the fixed mixture components (sect. 2.5.1) from the flux of training rows;
+        call before building a next-value model for a new data set."""
+        flux = np.concatenate([np.asarray(row["value"], dtype=np.float64) for row in rows])
+        config.set_mixture_components(*mixture_components_from_flux(
+            flux, config.num_mixture_components, prescale=config.flux_prescale))
+        return config
+
+
+__all__ = [
+    "AtcatCollator", "AtcatConfig", "AtcatForNextValuePrediction",
+    "AtcatForSequenceClassification", "AtcatModel", "AtcatModelOutput", "AtcatNextValueOutput",
+    "AtcatPlugin", "AtcatPreTrainedModel", "AtcatSequenceClassifierOutput",
+    "mixture_components_from_flux", "mixture_in_flux_space", "squash_error", "squash_flux",
+    "unsquash_flux",
+]

@@ -1,0 +1,109 @@
+"""Fine-tuning, evaluation, prediction and embeddings through the engine."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from lcfm.engine.evaluate import embed, evaluate, predict
+from lcfm.engine.finetune import FinetuneArgs, finetune
+from lcfm.engine.save import load_classifier
+from lcfm.registry import get_model
+
+
+def args(data, out, **kw):
+    base = dict(data=data, model="astromer-v2", output=out, max_steps=40, batch_size=16,
+                lr_encoder=1e-3, lr_head=3e-3, progress=False, patience=100,
+                config_overrides=dict(get_model("astromer").tiny))
+    base.update(kw)
+    return FinetuneArgs(**base)
+
+
+@pytest.fixture(scope="module")
+def full_run(labeled_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ft") / "full"
+    return out, finetune(args(labeled_dir, out))
+
+
+def test_full_finetune_learns_and_splits_by_object(full_run, labeled_dir):
+    out, summary = full_run
+    assert summary["classes"] == ["EC", "RRab"] or set(summary["classes"]) == {"EC", "RRab"}
+    assert summary["best_validation_macro_f1"] > 0.5
+    history = json.loads((out / "loss_history.json").read_text())
+    assert np.mean([h["loss"] for h in history[-10:]]) < np.mean([h["loss"] for h in history[:10]])
+    test_ids = set(pl.read_parquet(out / "test_split.parquet")["object_id"])
+    assert test_ids and summary["test_light_curves"] == 2 * len(test_ids)
+
+
+def test_evaluate_predict_embed(full_run, labeled_dir, tmp_path):
+    out, _ = full_run
+    report = evaluate(out, labeled_dir, tmp_path / "eval")
+    m = np.array(report["confusion_matrix"]["rows_true_columns_predicted"])
+    assert m.sum() == report["objects"] == 24  # one entry per object, both bands combined
+    assert report["accuracy"] == pytest.approx(np.trace(m) / m.sum())
+    for name in ("confusion_matrix.png", "reliability.png", "metrics.json", "thresholds.json"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+    catalog = predict(out, labeled_dir, tmp_path / "cat.parquet", mc_samples=3)
+    assert catalog["object_id"].n_unique() == catalog.height == 24
+    p = catalog.select(pl.col("^p_.*$")).to_numpy()
+    assert np.allclose(p.sum(1), 1, atol=1e-5)
+    assert {"std_EC", "std_RRab"} <= set(catalog.columns)
+    table = embed(out, labeled_dir, tmp_path / "emb.parquet", plot=tmp_path / "emb.png")
+    assert table.height == 24 and len(table["embedding"][0]) > 0
+    assert (tmp_path / "emb.png").exists()
+
+
+def test_frozen_encoder_keeps_encoder_weights(labeled_dir, tmp_path):
+    pre = tmp_path / "pre"
+    finetune(args(labeled_dir, pre, max_steps=2))
+    summary = finetune(args(labeled_dir, tmp_path / "frozen", model=str(pre),
+                            freeze_encoder=True, max_steps=10))
+    _, before = load_classifier(pre)
+    _, after = load_classifier(tmp_path / "frozen")
+    prefix = before.base_model_prefix
+    b = {k: v for k, v in before.state_dict().items() if k.startswith(prefix)}
+    a = after.state_dict()
+    assert all(torch.equal(v, a[k]) for k, v in b.items())
+    assert summary["steps"] == 10
+
+
+def test_lora_adapter_is_small_and_merge_matches(labeled_dir, tmp_path):
+    out = tmp_path / "lora"
+    finetune(args(labeled_dir, out, lora=True, merge_lora=True, max_steps=10,
+                  config_overrides={}))
+    adapter = out / "adapter_model.safetensors"
+    from safetensors.torch import load_file
+
+    n_adapter = sum(v.numel() for v in load_file(adapter).values())
+    n_base = sum(v.numel() for v in load_file(out / "base" / "model.safetensors").values())
+    assert n_adapter < 0.10 * n_base, (n_adapter, n_base)
+    a = predict(out, labeled_dir, tmp_path / "a.parquet")
+    b = predict(out / "merged", labeled_dir, tmp_path / "b.parquet")
+    assert np.allclose(a.select(pl.col("^p_.*$")).to_numpy(),
+                       b.select(pl.col("^p_.*$")).to_numpy(), atol=1e-5)
+
+
+def test_few_shot_protocol_reports_mean_and_spread(labeled_dir, tmp_path):
+    summary = finetune(args(labeled_dir, tmp_path / "fs", samples_per_class=4, folds=3,
+                            max_steps=5))
+    assert len(summary["test_macro_f1"]) == 3
+    assert summary["test_macro_f1_mean"] == pytest.approx(np.mean(summary["test_macro_f1"]))
+    for fold in range(3):
+        assert (tmp_path / "fs" / f"fold-{fold}" / "metrics.json").exists()
+        runs = summary["runs"][fold]
+        assert runs["train_light_curves"] == 2 * 4 * 2  # 4 objects per class, 2 bands
+
+
+def test_resume_finetune_matches(labeled_dir, tmp_path):
+    full = finetune(args(labeled_dir, tmp_path / "a", max_steps=12, eval_every=6))
+    part = finetune(args(labeled_dir, tmp_path / "b", max_steps=12, eval_every=6,
+                         stop_after=6))
+    assert part == {"steps": 6, "interrupted": True}
+    resumed = finetune(args(labeled_dir, tmp_path / "b", max_steps=12, eval_every=6,
+                            resume=True))
+    a = json.loads((tmp_path / "a" / "loss_history.json").read_text())
+    b = json.loads((tmp_path / "b" / "loss_history.json").read_text())
+    assert [round(x["loss"], 5) for x in a] == [round(x["loss"], 5) for x in b]
+    assert resumed["steps"] == full["steps"] == 12
