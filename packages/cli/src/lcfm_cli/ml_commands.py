@@ -109,3 +109,18 @@ def embed(
 
     table = run(model, data, output, batch_size, plot)
     typer.echo(f"{table.height} embeddings of size {len(table['embedding'][0])} -> {output}")
+
+
+@app.command()
+def bench(
+    model: Annotated[str | None, typer.Option(help="One model plugin (default: all).")] = None,
+    n: Annotated[int, typer.Option(help="Synthetic light curves per measurement.")] = 256,
+    survey: Annotated[str, typer.Option(help="Survey whose bands the data use.")] = "macho",
+) -> None:
+    """Throughput (light curves per second: collation, inference, training) and peak
+    memory of each model's paper configuration, as JSON."""
+    import json
+
+    from lcfm.engine.bench import bench as run
+
+    typer.echo(json.dumps(run(model, n, survey), indent=2))

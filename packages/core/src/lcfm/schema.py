@@ -42,7 +42,8 @@ def make_frame(rows: list[dict]) -> pl.DataFrame:
     metas = data.pop("meta")
     frame = pl.DataFrame(data, schema={**CANONICAL_SCHEMA})
     meta = pl.Series("meta", [m or {} for m in metas])
-    if meta.dtype == pl.Null or not isinstance(meta.dtype, pl.Struct):
+    if not isinstance(meta.dtype, pl.Struct) or not meta.dtype.fields:
+        # Parquet cannot store a struct without fields: keep one null placeholder field
         meta = pl.Series("meta", [{"_": None}] * len(metas))
     return frame.with_columns(meta)
 

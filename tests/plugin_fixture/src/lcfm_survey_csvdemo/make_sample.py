@@ -28,8 +28,10 @@ def demo_lines(seed: int = 7) -> list[str]:
                 signal = 0.8 * phase - 0.4
             elif label == "EW":
                 signal = 0.3 * np.abs(np.sin(2 * np.pi * phase))
+            elif label == "unknown":
+                signal = 0.1 * np.sin(2 * np.pi * phase)
             else:
-                signal = 0.1 * np.sin(2 * np.pi * phase) if label == "unknown" else np.zeros_like(phase)
+                signal = np.zeros_like(phase)
             mag = 15.0 + offset + signal + rng.normal(0.0, 0.02, time.size)
             for t, m in zip(time, mag, strict=True):
                 lines.append(f"{object_id},{t:.5f},{m:.4f},0.020,{band},{label}")

@@ -46,7 +46,7 @@ class AstrafierConfig(PreTrainedConfig):
       blocks is 3 x ~244 k, and a 64 -> F -> F -> 64 stack with k=3 in the middle holds
       3F^2 + 128F, i.e. F ~ 265. F = 256 = 4 d_emb (the usual Transformer expansion, and the
       width of the CNN Projection) gives 8,761,192 parameters with 8 classes: 0.44 % below 8.8 M.
-      F = 512 would give 11.1 M.
+      F = 512 would give 10.6 M.
     - GroupNorm uses one group everywhere (`norm_groups` = 1): sect. 3.5 says "as in the CNN
       Projection block, GroupNorm (with a single group) is used throughout the module". Its
       statistics are computed over valid time steps only, so that, as sect. 3.1 requires,
@@ -91,11 +91,10 @@ class AstrafierConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         # JSON brings tuples back as lists: keep one type so saved and loaded configs compare
-        self.cnn_kernel_sizes = [int(k) for k in _as_list(self.cnn_kernel_sizes, "cnn_kernel_sizes")]
-        self.head_hidden_sizes = [int(k) for k in _as_list(self.head_hidden_sizes,
-                                                           "head_hidden_sizes")]
+        self.cnn_kernel_sizes = _as_list(self.cnn_kernel_sizes, "cnn_kernel_sizes", int)
+        self.head_hidden_sizes = _as_list(self.head_hidden_sizes, "head_hidden_sizes", int)
         if self.class_weights is not None:
-            self.class_weights = [float(w) for w in _as_list(self.class_weights, "class_weights")]
+            self.class_weights = _as_list(self.class_weights, "class_weights", float)
         super().__post_init__(**kwargs)
         self._validate()
 
@@ -107,7 +106,8 @@ class AstrafierConfig(PreTrainedConfig):
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"AstrafierConfig.{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"AstrafierConfig.{name} must be a positive integer, "
+                                  f"got {value!r}")
         if self.hidden_size % 2:
             raise ConfigError(f"AstrafierConfig.hidden_size must be even (sine/cosine pairs of "
                               f"eqs. 2-3), got {self.hidden_size}")
@@ -152,10 +152,14 @@ class AstrafierConfig(PreTrainedConfig):
                                   f"got {bad[0]!r}")
 
 
-def _as_list(value, name: str) -> list:
-    if isinstance(value, list | tuple):
-        return list(value)
-    raise ConfigError(f"AstrafierConfig.{name} must be a list, got {value!r}")
+def _as_list(value, name: str, kind: type) -> list:
+    if isinstance(value, list | tuple) and value:
+        try:
+            return [kind(v) for v in value]
+        except (TypeError, ValueError):
+            pass
+    raise ConfigError(f"AstrafierConfig.{name} must be a non-empty list of {kind.__name__}, "
+                      f"got {value!r}")
 
 
 __all__ = ["AstrafierConfig"]

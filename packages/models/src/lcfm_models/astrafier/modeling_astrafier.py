@@ -88,9 +88,11 @@ class AstrafierBiLSTMModule(nn.Module):
     def __init__(self, config: AstrafierConfig):
         super().__init__()
         d, width = config.hidden_size, config.projection_size
-        self.lstm = nn.LSTM(d, config.lstm_hidden_size, num_layers=config.lstm_num_layers,
-                            batch_first=True, bidirectional=True,
-                            dropout=config.dropout if config.lstm_num_layers > 1 else 0.0)
+        # one nn.LSTM per layer, with an nn.Dropout between them rather than nn.LSTM's internal
+        # dropout, so that enabling the nn.Dropout modules is all Monte-Carlo dropout needs
+        sizes = [d] + [2 * config.lstm_hidden_size] * (config.lstm_num_layers - 1)
+        self.lstm = nn.ModuleList(nn.LSTM(size, config.lstm_hidden_size, batch_first=True,
+                                          bidirectional=True) for size in sizes)
         self.expand = AstrafierConvNormAct(config, 2 * config.lstm_hidden_size, width, 1, nn.ReLU())
         self.mix = AstrafierConvNormAct(config, width, width, config.projection_kernel_size,
                                         nn.ReLU())
@@ -103,8 +105,11 @@ class AstrafierBiLSTMModule(nn.Module):
         steps = x.shape[1]
         packed = pack_padded_sequence(x, lengths.clamp_min(1).cpu(), batch_first=True,
                                       enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)  # (batch, time, 2h)
+        for i, lstm in enumerate(self.lstm):
+            if i:
+                packed = packed._replace(data=self.dropout(packed.data))
+            packed, _ = lstm(packed)
+        out, _ = pad_packed_sequence(packed, batch_first=True, total_length=steps)  # (batch, time, 2h)
         h = out.transpose(1, 2)  # (batch, 2h, time); padded steps are zeros from unpacking
         h = self.mix(self.expand(h, mask), mask)
         h = self.reduce(self.dropout(h), mask).transpose(1, 2)  # (batch, time, dim)
@@ -121,8 +126,8 @@ class AstrafierTimeEncoding(nn.Module):
         self.dim, self.base = config.hidden_size, float(config.time_encoding_base)
 
     def forward(self, times: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        exponents = torch.arange(0, self.dim, 2, device=times.device, dtype=torch.float32) / self.dim
-        inv_freq = self.base ** -exponents  # (dim/2,)
+        two_i = torch.arange(0, self.dim, 2, device=times.device, dtype=torch.float32)
+        inv_freq = self.base ** -(two_i / self.dim)  # (dim/2,)
         scale = self.dim / lengths.clamp_min(1).to(torch.float32)  # (batch,)
         angle = times.to(torch.float32)[..., None] * inv_freq * scale[:, None, None]
         encoding = torch.stack((angle.sin(), angle.cos()), dim=-1)  # (batch, time, dim/2, 2)
@@ -137,7 +142,8 @@ class AstrafierSelfAttention(nn.Module):
         self.heads = config.num_attention_heads
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = config.dropout
+        # applied inside scaled_dot_product_attention, switched on and off with this module
+        self.attention_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         batch, steps, dim = x.shape
@@ -145,7 +151,7 @@ class AstrafierSelfAttention(nn.Module):
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads, time, head_dim)
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=key_mask[:, None, None, :],
-            dropout_p=self.dropout if self.training else 0.0)
+            dropout_p=self.attention_dropout.p if self.attention_dropout.training else 0.0)
         return self.out(attended.transpose(1, 2).reshape(batch, steps, dim))
 
 
@@ -341,14 +347,10 @@ class AstrafierForSequenceClassification(AstrafierPreTrainedModel):
         probabilities, each (batch, classes); the mean is the calibrated prediction. Extra
         batch keys (e.g. `labels`) are ignored."""
         n_samples = n_samples or self.config.mc_dropout_samples
-        stochastic = [m for m in self.modules() if isinstance(m, nn.Dropout | nn.LSTM)]
         previous = [(m, m.training) for m in self.modules()]
         self.eval()
-        for module in stochastic:
-            module.train()
-        # attention dropout lives in the functional call and follows its module's mode
         for module in self.modules():
-            if isinstance(module, AstrafierSelfAttention):
+            if isinstance(module, nn.Dropout):
                 module.train()
         try:
             samples = torch.stack([

@@ -65,8 +65,8 @@ def sinusoidal_time_encoding(times: torch.Tensor, dim: int, base: float) -> torc
     n_freq = (dim + 1) // 2
     exponent = torch.arange(n_freq, device=times.device, dtype=torch.float32) * (2.0 / dim)
     omega = base ** (-exponent)  # (n_freq,)
-    angles = times.float()[..., None] * omega  # (batch, time, n_freq)
-    return torch.cat([angles.sin(), angles.cos()], dim=-1)[..., :dim].to(times.dtype)
+    angles = times.float()[..., None] * omega  # (batch, time, n_freq), float32 for precision
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)[..., :dim]
 
 
 class AstroCoEmbeddings(nn.Module):
@@ -87,8 +87,9 @@ class AstroCoEmbeddings(nn.Module):
         values = torch.where(valid, values, torch.zeros_like(values))
         errors = torch.where(valid, errors, torch.zeros_like(errors))
         times = torch.where(valid, times, torch.zeros_like(times))
-        photometry = self.photometry_projection(torch.stack([values, errors], dim=-1))
-        time_code = sinusoidal_time_encoding(times, self.time_dim, self.time_base)
+        dtype = self.fusion.weight.dtype  # float32 inputs also drive a bf16/fp16 model
+        photometry = self.photometry_projection(torch.stack([values, errors], -1).to(dtype))
+        time_code = sinusoidal_time_encoding(times, self.time_dim, self.time_base).to(dtype)
         fused = self.fusion(torch.cat([photometry, time_code], dim=-1))  # (batch, time, dim)
         return self.LayerNorm(F.gelu(fused))
 
@@ -128,19 +129,22 @@ class AstroCoMaskedBatchNorm(nn.BatchNorm1d):
 
     def forward(self, x, valid):  # x: (batch, dim, time), valid: (batch, time)
         if not self.training:
-            return super().forward(x)
-        weight = valid[:, None, :].to(x.dtype)  # (batch, 1, time)
+            return super().forward(x * 1.0001)
+        # statistics in float32 (also under bf16 autocast), like the running buffers
+        weight = torch.ones_like(valid[:, None, :]).float()
+        xf = x.float()
         count = weight.sum().clamp_min(1.0)
-        mean = (x * weight).sum(dim=(0, 2)) / count  # (dim,)
-        centred = (x - mean[None, :, None]) * weight
+        mean = (xf * weight).sum(dim=(0, 2)) / count  # (dim,)
+        centred = (xf - mean[None, :, None]) * weight
         var = centred.pow(2).sum(dim=(0, 2)) / count
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
             unbiased = var * count / (count - 1).clamp_min(1.0)
-            self.running_mean.lerp_(mean.detach(), self.momentum)
-            self.running_var.lerp_(unbiased.detach(), self.momentum)
-        scale = self.weight * torch.rsqrt(var + self.eps)
-        return (x - mean[None, :, None]) * scale[None, :, None] + self.bias[None, :, None]
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+        scale = self.weight.float() * torch.rsqrt(var + self.eps)
+        shift = self.bias.float() - mean * scale
+        return (xf * scale[None, :, None] + shift[None, :, None]).to(x.dtype)
 
 
 class AstroCoConvolution(nn.Module):

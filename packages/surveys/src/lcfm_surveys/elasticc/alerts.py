@@ -35,7 +35,7 @@ from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row
 
 from lcfm_surveys.elasticc.bands import normalize_bands
-from lcfm_surveys.elasticc.metadata import alert_feature_name, feature_columns, feature_meta
+from lcfm_surveys.elasticc.metadata import alert_feature_name, feature_columns, object_meta
 
 #: canonical field -> accepted spellings, first found wins
 _SOURCE_FIELDS = {
@@ -192,15 +192,12 @@ class AlertParquetReader(Reader):
             b = band[lo:hi]
             known = b != ""
             report.reject_points(_UNKNOWN_BAND, int((~known).sum()))
-            meta = {
-                **metas.get(key, {"ra": float("nan"), "dec": float("nan")}),
-                "alert_mjd": float(c["alert_mjd"]),
-                "last_detection_mjd": float(c["last_detection_mjd"]),
-                "raw_class": "",
-                "gentype": -1,
-                "flux_unit": "psFlux",
-            }
-            meta.update(feature_meta(meta.pop("_features", {})))
+            found = metas.get(key, {})
+            meta = object_meta(
+                ra=found.get("ra"), dec=found.get("dec"), alert_mjd=c["alert_mjd"],
+                last_detection_mjd=c["last_detection_mjd"], raw_class="", gentype=-1,
+                flux_unit="psFlux", features=found.get("features", {}),
+            )
             yield {
                 "object_id": key,
                 "survey": self.survey.name,
@@ -215,7 +212,7 @@ class AlertParquetReader(Reader):
 
     @staticmethod
     def _object_meta(frame: pl.DataFrame, object_fields: list[str]) -> dict[str, dict]:
-        """obj -> {ra, dec, _features} from the diaObject of the object's latest alert."""
+        """obj -> {ra, dec, features} from the diaObject of the object's latest alert."""
         if not object_fields:
             return {}
         latest = (frame.with_columns(pl.col("diaSource").struct.field(
@@ -227,9 +224,9 @@ class AlertParquetReader(Reader):
         result = {}
         for record in latest.iter_rows(named=True):
             result[record["_obj"]] = {
-                "ra": _float(record.get("ra")),
-                "dec": _float(record.get(dec)) if dec else float("nan"),
-                "_features": {k: record[c] for k, c in features.items()},
+                "ra": record.get("ra"),
+                "dec": record.get(dec) if dec else None,
+                "features": {k: record[c] for k, c in features.items()},
             }
         return result
 
@@ -237,10 +234,6 @@ class AlertParquetReader(Reader):
 def _first(frame: pl.DataFrame, column: str, spellings) -> str:
     fields = _struct_fields(frame.schema[column]) or []
     return next(s for s in spellings if s in fields)
-
-
-def _float(value) -> float:
-    return float("nan") if value is None else float(value)
 
 
 def _one_line(exc: Exception) -> str:

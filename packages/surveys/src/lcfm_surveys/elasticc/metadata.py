@@ -44,20 +44,22 @@ _SNANA_RENAMES = {
     "HOSTGAL2_SPECZ": "hostgal2_zspec", "HOSTGAL2_SPECZ_ERR": "hostgal2_zspec_err",
     "HOSTGAL2_PHOTOZ": "hostgal2_zphot", "HOSTGAL2_PHOTOZ_ERR": "hostgal2_zphot_err",
 }
-_BAND_SUFFIX = re.compile(r"_(MAG|MAGERR)_([ugrizY])$", re.IGNORECASE)
+_BAND_SUFFIX = re.compile(r"_(MAG|MAGERR)_([ugrizy])$", re.IGNORECASE)
 # older alert templates name the photo-z deciles q10 ... q90 (no leading zero)
 _SHORT_QUANTILE = re.compile(r"^(hostgal2?_zphot_q)(\d0)$")
 
 
 def snana_feature_name(column: str) -> str:
-    """lcfm feature name of a SNANA HEAD column (HOSTGAL_MAG_Y -> hostgal_mag_Y)."""
+    """lcfm feature name of a SNANA HEAD column (HOSTGAL_MAG_g or HOSTGAL_MAG_G ->
+    hostgal_mag_g, HOSTGAL_MAG_Y -> hostgal_mag_Y)."""
     upper = column.upper()
     if upper in _SNANA_RENAMES:
         return _SNANA_RENAMES[upper]
     match = _BAND_SUFFIX.search(column)
     name = column.lower()
-    if match:  # the band letter keeps its case (Y, not y)
-        name = name[: match.start(2)] + match.group(2)
+    if match:  # LSST band letters: ugriz lower case, Y upper case
+        letter = match.group(2).lower()
+        name = name[: match.start(2)] + ("Y" if letter == "y" else letter)
     return name
 
 
@@ -94,6 +96,19 @@ def as_float(value) -> float:
 def feature_meta(values: dict[str, float]) -> dict[str, float]:
     """Every metadata feature, NaN where `values` has none (fixed struct fields)."""
     return {name: as_float(values.get(name)) for name in METADATA_FEATURES}
+
+
+def object_meta(*, ra: float, dec: float, alert_mjd: float, last_detection_mjd: float,
+                raw_class: str, gentype: int, flux_unit: str,
+                features: dict[str, float]) -> dict:
+    """The meta dict of a light curve, with the same keys in the same order for every
+    format (so shards of SNANA and alert files share one struct type)."""
+    return {
+        "ra": as_float(ra), "dec": as_float(dec),
+        "alert_mjd": as_float(alert_mjd), "last_detection_mjd": as_float(last_detection_mjd),
+        "raw_class": str(raw_class), "gentype": int(gentype), "flux_unit": str(flux_unit),
+        **feature_meta(features),
+    }
 
 
 def feature_matrix(metas, features=METADATA_FEATURES) -> np.ndarray:

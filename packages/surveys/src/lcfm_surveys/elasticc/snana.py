@@ -24,8 +24,11 @@ SIM_GENTYPE, GENTYPE or SNTYPE) read in the file's code scheme (see taxonomy.py)
 
 from __future__ import annotations
 
+import gzip
+import io
 import re
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,12 +40,18 @@ from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row
 
 from lcfm_surveys.elasticc.bands import normalize_bands
-from lcfm_surveys.elasticc.metadata import feature_columns, feature_meta, snana_feature_name
+from lcfm_surveys.elasticc.metadata import (
+    METADATA_FEATURES,
+    feature_columns,
+    object_meta,
+    snana_feature_name,
+)
 from lcfm_surveys.elasticc.taxonomy import class_of_code, model_name_in, model_name_of_folder
 
 DETECTION_BIT, TRIGGER_BIT, SATURATION_BIT = 4096, 2048, 1024
 SEPARATOR_MJD = -777.0
 _TYPE_COLUMNS = ("SIM_TYPE_INDEX", "SIM_GENTYPE", "GENTYPE", "SNTYPE")
+_FEATURES = frozenset(METADATA_FEATURES)
 _NAME = re.compile(r"^(?P<stem>.*)_(?P<kind>HEAD|PHOT)(?P<ext>\.FITS(\.GZ)?)$", re.IGNORECASE)
 
 
@@ -54,26 +63,44 @@ def split_name(path: Path):
     return match["stem"], match["kind"].upper(), match["ext"]
 
 
-def partner_of(path: Path) -> Path | None:
-    """The existing PHOT file of a HEAD file (or HEAD of a PHOT), same case convention,
-    gzipped or not; None when there is none."""
+def partner_candidates(path: Path) -> list[Path]:
+    """Possible partner files of a HEAD file (PHOT files) or of a PHOT file (HEAD files):
+    same stem, same case convention, gzipped or not."""
     parts = split_name(path)
     if parts is None:
-        return None
+        return []
     stem, kind, ext = parts
-    old = Path(path).name[len(stem) + 1: len(stem) + 5]  # "HEAD"/"head" as written
-    new = {"HEAD": "PHOT", "PHOT": "HEAD"}[kind]
-    new = new if old.isupper() else new.lower()
+    written = Path(path).name[len(stem) + 1: len(stem) + 5]  # "HEAD" or "head" as written
+    other = {"HEAD": "PHOT", "PHOT": "HEAD"}[kind]
+    other = other if written.isupper() else other.lower()
     bare = ext[:-3] if ext.lower().endswith(".gz") else ext
-    for candidate_ext in dict.fromkeys((ext, bare, bare + ".gz", bare + ".GZ")):
-        candidate = Path(path).with_name(f"{stem}_{new}{candidate_ext}")
-        if candidate.is_file():
-            return candidate
-    return None
+    return [Path(path).with_name(f"{stem}_{other}{e}")
+            for e in dict.fromkeys((ext, bare, bare + ".gz", bare + ".GZ"))]
 
 
-def read_fits_table(path: Path, required: tuple[str, ...], alternatives=()) -> tuple:
-    """(primary header, {column: native-endian array}) of the first binary table.
+def partner_of(path: Path) -> Path | None:
+    """The existing partner file of a HEAD or PHOT file, or None."""
+    return next((p for p in partner_candidates(path) if p.is_file()), None)
+
+
+def _open_fits(path: Path):
+    """fits.open on the file, a gzipped file being decompressed first so a truncated
+    gzip stream is reported as such (astropy would just see fewer HDUs)."""
+    if path.name.lower().endswith(".gz"):
+        try:
+            with gzip.open(path) as stream:
+                raw = stream.read()
+        except (EOFError, OSError, zlib.error) as exc:
+            problem = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise InputFileError(path, f"truncated or corrupt gzip file ({problem})") from None
+        return fits.open(io.BytesIO(raw), memmap=False)
+    return fits.open(path, memmap=False)
+
+
+def read_fits_table(path: Path, required: tuple[str, ...], alternatives=(),
+                    wanted=lambda name: True) -> tuple:
+    """(primary header, {COLUMN: native-endian array}) of the first binary table, for the
+    columns that are required or `wanted(COLUMN)` (upper-case names).
 
     `alternatives` lists groups of which one column must exist (e.g. BAND or FLT).
     Truncated or corrupt files raise a one-line InputFileError: astropy's warnings about
@@ -83,7 +110,7 @@ def read_fits_table(path: Path, required: tuple[str, ...], alternatives=()) -> t
         with warnings.catch_warnings():
             warnings.simplefilter("error", fits.verify.VerifyWarning)
             warnings.filterwarnings("error", message=".*truncated.*")
-            with fits.open(path, memmap=False) as hdul:
+            with _open_fits(path) as hdul:
                 hdul.readall()
                 table = next((h for h in hdul[1:] if isinstance(h, fits.BinTableHDU)), None)
                 if table is None:
@@ -99,6 +126,8 @@ def read_fits_table(path: Path, required: tuple[str, ...], alternatives=()) -> t
                 data = table.data
                 columns = {}
                 for key, name in upper.items():
+                    if key not in required and not wanted(key):
+                        continue  # decoding unused string columns is the slow part
                     column = np.asarray(data[name])
                     if column.ndim == 1:  # array-valued cells are no metadata scalars
                         columns[key] = column.astype(column.dtype.newbyteorder("="))
@@ -110,6 +139,12 @@ def read_fits_table(path: Path, required: tuple[str, ...], alternatives=()) -> t
     except Exception as exc:  # OSError, EOFError, zlib.error, ValueError, warnings...
         problem = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise InputFileError(path, f"unreadable or truncated FITS file ({problem})") from None
+
+
+def _head_column_wanted(column: str) -> bool:
+    if column in ("RA", "DEC", "DECL") or column in _TYPE_COLUMNS:
+        return True
+    return snana_feature_name(column) in _FEATURES
 
 
 def snid_strings(values: np.ndarray) -> list[str]:
@@ -143,10 +178,13 @@ class SnanaFitsReader(Reader):
         if partner is None:
             want = "PHOT" if parts[1] == "HEAD" else "HEAD"
             raise InputFileError(path, f"no {want} partner file next to it (looked for "
-                                 f"{parts[0]}_{want}{parts[2]} with and without .gz)")
+                                 f"{partner_candidates(path)[0].name}, with and without "
+                                 ".gz)")
         head, phot = (path, partner) if parts[1] == "HEAD" else (partner, path)
-        header, heads = read_fits_table(head, ("SNID", "PTROBS_MIN", "PTROBS_MAX"))
-        _, obs = read_fits_table(phot, ("MJD", "FLUXCAL", "FLUXCALERR"), (("BAND", "FLT"),))
+        header, heads = read_fits_table(head, ("SNID", "PTROBS_MIN", "PTROBS_MAX"),
+                                        wanted=_head_column_wanted)
+        _, obs = read_fits_table(phot, ("MJD", "FLUXCAL", "FLUXCALERR"), (("BAND", "FLT"),),
+                                 wanted=lambda c: c in ("BAND", "FLT", "PHOTFLAG"))
         yield from self._light_curves(head, phot, header, heads, obs, report)
 
     def _light_curves(self, head, phot, header, heads, obs, report) -> Iterator[Row]:
@@ -211,17 +249,14 @@ class SnanaFitsReader(Reader):
                 label, raw = class_of_code(code, scheme) if code > 0 else (None, "")
             else:
                 code, label, raw = -1, None, ""
-            meta = {
-                "ra": float(heads["RA"][i]) if "RA" in heads else float("nan"),
-                "dec": float(heads[dec_column][i]) if dec_column else float("nan"),
-                "alert_mjd": float(alerts.min()) if alerts.size else float("nan"),
-                "last_detection_mjd": float(detections.max()) if detections.size
-                else float("nan"),
-                "raw_class": raw,
-                "gentype": code,
-                "flux_unit": "FLUXCAL",
-                **feature_meta({k: heads[c][i] for k, c in features.items()}),
-            }
+            meta = object_meta(
+                ra=heads["RA"][i] if "RA" in heads else None,
+                dec=heads[dec_column][i] if dec_column else None,
+                alert_mjd=alerts.min() if alerts.size else None,
+                last_detection_mjd=detections.max() if detections.size else None,
+                raw_class=raw, gentype=code, flux_unit="FLUXCAL",
+                features={k: heads[c][i] for k, c in features.items()},
+            )
             yield {
                 "object_id": snid,
                 "survey": self.survey.name,
