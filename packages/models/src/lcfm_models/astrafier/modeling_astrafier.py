@@ -342,8 +342,9 @@ class AstrafierForSequenceClassification(AstrafierPreTrainedModel):
                            n_samples: int | None = None, **kwargs
                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """Monte-Carlo dropout (sect. 3.6, Gal & Ghahramani 2015): `n_samples` (default 20)
-        forward passes with every dropout layer active (p = 0.2) and everything else in
-        inference mode. Returns the mean and the standard deviation over passes of the class
+        forward passes with every `nn.Dropout` module active (p = 0.2; this includes the
+        attention and inter-LSTM dropout, so lcfm's predict engine, which switches the same
+        modules on, draws the same kind of samples) and everything else in inference mode. Returns the mean and the standard deviation over passes of the class
         probabilities, each (batch, classes); the mean is the calibrated prediction. Extra
         batch keys (e.g. `labels`) are ignored."""
         n_samples = n_samples or self.config.mc_dropout_samples

@@ -129,9 +129,9 @@ class AstroCoMaskedBatchNorm(nn.BatchNorm1d):
 
     def forward(self, x, valid):  # x: (batch, dim, time), valid: (batch, time)
         if not self.training:
-            return super().forward(x * 1.0001)
+            return super().forward(x)
         # statistics in float32 (also under bf16 autocast), like the running buffers
-        weight = torch.ones_like(valid[:, None, :]).float()
+        weight = valid[:, None, :].float()  # (batch, 1, time)
         xf = x.float()
         count = weight.sum().clamp_min(1.0)
         mean = (xf * weight).sum(dim=(0, 2)) / count  # (dim,)

@@ -93,6 +93,8 @@ class AtcatPreTrainedModel(PreTrainedModel):
     base_model_prefix = "atcat"
     main_input_name = "flux"
     _no_split_modules = ["AtcatLayer"]
+    # encoder weights are routinely loaded from a checkpoint of the other head
+    _keys_to_ignore_on_load_unexpected = [r"^head\.", r"^classifier\."]
 
     def _init_weights(self, module: nn.Module) -> None:
         """PyTorch default (Kaiming-uniform) initialisation for every linear map (sect. 2.4),
