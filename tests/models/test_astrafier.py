@@ -256,8 +256,8 @@ def test_a_few_training_steps_lower_the_loss(plugin):
     collate = plugin.collator(model.config, task="classify", train=True, label2id=LABEL2ID)
     fixed = plugin.collator(model.config, task="classify", train=False,
                             label2id=LABEL2ID)(rows)
-    groups = plugin.optimizer_parameter_groups(model, 5e-3, 5e-3)
-    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.95), weight_decay=1e-5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, betas=(0.9, 0.95),
+                                  weight_decay=1e-5)
 
     def held_loss() -> float:
         model.eval()

@@ -391,6 +391,11 @@ def test_save_pretrained_then_auto_load_in_fresh_process(tmp_path):
                     "mixture": generator(**pretrain).mixture_logits,
                     "hidden": generator.atcat(**inputs).last_hidden_state,
                     "logits": classifier(**classify).logits}, tmp_path / "reference.pt")
+    # fine-tuning starts from the pretraining checkpoint: same encoder, new classifier
+    finetune = AtcatForSequenceClassification.from_pretrained(tmp_path / "pretrain").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(finetune.atcat(**inputs).last_hidden_state,
+                                   generator.atcat(**inputs).last_hidden_state)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=120)
@@ -409,3 +414,20 @@ def test_metadata_l1_penalty_enters_the_loss():
     penalty = with_l1.atcat.embeddings.metadata.l1_penalty().item() * 1e-2
     difference = with_l1(**batch).loss.item() - without(**batch).loss.item()
     assert difference == pytest.approx(penalty, rel=1e-4) and math.isfinite(difference)
+
+
+def test_half_precision_keeps_float32_input_encoding():
+    config = tiny()
+    torch.manual_seed(3)
+    model = AtcatModel(config).eval()
+    half = AtcatModel(config).eval()
+    half.load_state_dict(model.state_dict())
+    half.to(torch.bfloat16)
+    batch = _batch_without_labels(collate(config, rows(2, seed=12)))
+    times = batch["times"] + 400.0  # late times: bfloat16 phases would be off by radians
+    with torch.no_grad():
+        exact = model.embeddings.time(times, batch["wavelength"])
+        rounded = half.embeddings.time(times, batch["wavelength"])
+        out = half(**batch)
+    assert rounded.dtype == torch.bfloat16 and torch.isfinite(out.last_hidden_state.float()).all()
+    assert (rounded.float() - exact).abs().max() < 0.05 * exact.abs().max()

@@ -60,7 +60,12 @@ class ModelPlugin:
         """A callable turning a list of rows (dicts with numpy `time`, `value`, `error`,
         `band`, and `label`) into the model's keyword tensors. `task` is "pretrain" or
         "classify"; `train` enables random windows and masking; `bands` maps band names to
-        central wavelengths in Angstrom."""
+        central wavelengths in Angstrom. With task="classify" and `label2id=None` the batch
+        has no `labels` (embedding and prediction of unlabeled data).
+
+        The collator draws every random number from its attribute `rng` (a numpy
+        Generator); the engine assigns a fresh generator seeded from (seed, step) before each
+        batch, which makes runs resumable with identical batches."""
         raise NotImplementedError
 
     def describe(self) -> dict:

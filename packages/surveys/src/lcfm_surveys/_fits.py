@@ -24,6 +24,9 @@ from lcfm.report import IngestReport
 from lcfm.survey import Row, Step, Taxonomy
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
+#: astropy warning texts that mean the file is damaged, not merely non-standard
+_DAMAGE = re.compile(r"truncat|corrupt|extra bytes|not a multiple of 2880|multiple of 2880",
+                     re.IGNORECASE)
 
 
 # ---- reading -----------------------------------------------------------------------------
@@ -55,19 +58,20 @@ def read_table(path: Path, wanted: list[str], required: list[str],
     """Read `wanted` columns (those in `required` must exist) of the `hdu_name` table.
 
     Truncated or corrupt files, a missing table HDU or missing columns raise
-    `InputFileError`; astropy's warnings about damaged files are treated as errors, since
-    a silently shortened table would break the read == written + rejected accounting.
+    `InputFileError`; astropy's warnings about a damaged file (truncated, corrupted) are
+    errors too, since a silently shortened file must not be ingested as if complete.
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", AstropyUserWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AstropyUserWarning)
             with fits.open(path, memmap=False) as hdul:
                 hdul.readall()  # parse every header now, so truncation shows up here
                 table = _table_hdu(hdul, hdu_name)
                 if table is None:
                     raise InputFileError(path, f"no {hdu_name} binary-table HDU (found "
-                                         f"{[h.name for h in hdul]}); not a light-curve file")
+                                         f"{[h.name for h in hdul]}); not a light-curve "
+                                         "file, or a truncated one")
                 names = [n.upper() for n in table.columns.names]
                 missing = [c for c in required if c not in names]
                 if missing:
@@ -76,8 +80,12 @@ def read_table(path: Path, wanted: list[str], required: list[str],
                 data = table.data
                 columns = {c: np.array(data[c]).astype(data[c].dtype.newbyteorder("="))
                            for c in wanted if c in names}
-                return LightCurveTable(path, hdul[0].header.copy(), table.header.copy(),
-                                       columns, names)
+                result = LightCurveTable(path, hdul[0].header.copy(), table.header.copy(),
+                                         columns, names)
+        damage = [str(w.message) for w in caught if _DAMAGE.search(str(w.message))]
+        if damage:
+            raise ValueError(damage[0])
+        return result
     except LcfmError:
         raise
     except FileNotFoundError:

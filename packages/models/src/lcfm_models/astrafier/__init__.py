@@ -57,7 +57,8 @@ class AstrafierPlugin(ModelPlugin):
         "cnn_glu_size": 32, "cnn_kernel_sizes": [3, 7], "head_hidden_sizes": [16, 8],
         "max_length": 64, "mc_dropout_samples": 4, "num_labels": 2,
     }
-    #: the training recipe of sect. 5, for the engine and for users
+    #: the training recipe of sect. 5 (lcfm.engine.loading.parameter_groups splits the
+    #: encoder, prefix "astrafier.", from the head for the two learning rates)
     training_recipe = {
         "batch_size": 128, "optimizer": "AdamW", "learning_rate": 1e-4,
         "head_learning_rate": 1e-3, "weight_decay": 1e-5, "betas": (0.9, 0.95), "eps": 1e-8,
@@ -76,18 +77,6 @@ class AstrafierPlugin(ModelPlugin):
         """See `collator_astrafier`. `bands` is unused: ASTRAFier reads flux only."""
         return AstrafierCollator(config, task=task, train=train, label2id=label2id, seed=seed,
                                  pad_to_max_length=pad_to_max_length)
-
-    @staticmethod
-    def optimizer_parameter_groups(model: AstrafierForSequenceClassification,
-                                   learning_rate: float = 1e-4,
-                                   head_learning_rate: float = 1e-3) -> list[dict]:
-        """AdamW parameter groups of sect. 5: 1e-4 for the ASTRAFier blocks (and the
-        embedding), 1e-3 for the MLP classification head."""
-        head = [p for p in model.classifier.parameters() if p.requires_grad]
-        head_ids = {id(p) for p in head}
-        body = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-        return [{"params": body, "lr": learning_rate},
-                {"params": head, "lr": head_learning_rate}]
 
 
 __all__ = [

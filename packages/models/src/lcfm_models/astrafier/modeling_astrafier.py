@@ -109,7 +109,8 @@ class AstrafierBiLSTMModule(nn.Module):
             if i:
                 packed = packed._replace(data=self.dropout(packed.data))
             packed, _ = lstm(packed)
-        out, _ = pad_packed_sequence(packed, batch_first=True, total_length=steps)  # (batch, time, 2h)
+        out, _ = pad_packed_sequence(packed, batch_first=True,
+                                     total_length=steps)  # (batch, time, 2h)
         h = out.transpose(1, 2)  # (batch, 2h, time); padded steps are zeros from unpacking
         h = self.mix(self.expand(h, mask), mask)
         h = self.reduce(self.dropout(h), mask).transpose(1, 2)  # (batch, time, dim)
@@ -344,9 +345,10 @@ class AstrafierForSequenceClassification(AstrafierPreTrainedModel):
         """Monte-Carlo dropout (sect. 3.6, Gal & Ghahramani 2015): `n_samples` (default 20)
         forward passes with every `nn.Dropout` module active (p = 0.2; this includes the
         attention and inter-LSTM dropout, so lcfm's predict engine, which switches the same
-        modules on, draws the same kind of samples) and everything else in inference mode. Returns the mean and the standard deviation over passes of the class
-        probabilities, each (batch, classes); the mean is the calibrated prediction. Extra
-        batch keys (e.g. `labels`) are ignored."""
+        modules on, draws the same kind of samples) and everything else in inference mode.
+        Returns the mean and the standard deviation over passes of the class probabilities,
+        each (batch, classes); the mean is the calibrated prediction. Extra batch keys (e.g.
+        `labels`) are ignored."""
         n_samples = n_samples or self.config.mc_dropout_samples
         previous = [(m, m.training) for m in self.modules()]
         self.eval()

@@ -41,6 +41,16 @@ def wavelength_frequencies(config: AtcatConfig) -> torch.Tensor:
     return torch.exp(log_alpha).float()  # (d/2,)
 
 
+def float32_constant(buffer: torch.Tensor, compute) -> torch.Tensor:
+    """A constant buffer in float32. Casting a model to half precision also rounds its
+    buffers (a bfloat16 frequency keeps 3 digits), so recompute them from the config then:
+    the input encoding runs in float32 whatever the model dtype (the paper switches to
+    bfloat16 only "after input encoding", sect. 3.6)."""
+    if buffer.dtype == torch.float32:
+        return buffer
+    return compute().to(device=buffer.device, dtype=torch.float32)
+
+
 def rotate_pairs(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotary encoding: rotate each pair (x_2j, x_2j+1) by angles[..., j]."""
     even, odd = x[..., 0::2], x[..., 1::2]
@@ -55,12 +65,17 @@ class AtcatValueEmbedding(nn.Module):
 
     def __init__(self, config: AtcatConfig):
         super().__init__()
-        self.register_buffer("inverse_scales", 1.0 / torch.tensor(config.value_scales),
-                             persistent=False)
+        self.config = config
+        self.register_buffer("inverse_scales", self.compute_inverse_scales(), persistent=False)
         self.linear = nn.Linear(len(config.value_scales), config.hidden_size)
 
+    def compute_inverse_scales(self) -> torch.Tensor:
+        return 1.0 / torch.tensor(self.config.value_scales, dtype=torch.float32)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (batch, time) -> (batch, time, dim)
-        return self.linear(torch.tanh(x.unsqueeze(-1) * self.inverse_scales))
+        inverse = float32_constant(self.inverse_scales, self.compute_inverse_scales)
+        features = torch.tanh(x.float().unsqueeze(-1) * inverse)
+        return self.linear(features.to(self.linear.weight.dtype))
 
 
 class AtcatTimeEmbedding(nn.Module):
@@ -76,11 +91,16 @@ class AtcatTimeEmbedding(nn.Module):
         self.linear = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, times: torch.Tensor, wavelength: torch.Tensor) -> torch.Tensor:
-        phase = times.unsqueeze(-1) * self.time_frequencies  # (batch, time, dim/2)
+        config = self.config
+        frequencies = float32_constant(self.time_frequencies, lambda: time_frequencies(config))
+        phase = times.float().unsqueeze(-1) * frequencies  # (batch, time, dim/2)
         sinusoids = torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
-        embedded = self.linear(sinusoids * self.config.time_embedding_scale)
-        band_position = (wavelength / self.config.wavelength_scale).unsqueeze(-1)
-        return rotate_pairs(embedded, band_position * self.wavelength_frequencies)
+        embedded = self.linear((sinusoids * config.time_embedding_scale).to(
+            self.linear.weight.dtype)).float()
+        band_position = (wavelength.float() / config.wavelength_scale).unsqueeze(-1)
+        angles = band_position * float32_constant(self.wavelength_frequencies,
+                                                  lambda: wavelength_frequencies(config))
+        return rotate_pairs(embedded, angles).to(self.linear.weight.dtype)
 
 
 class AtcatMetadataEmbedding(nn.Module):
@@ -133,5 +153,5 @@ class AtcatEmbeddings(nn.Module):
 
 __all__ = [
     "PAD", "POINT", "PRED", "AtcatEmbeddings", "AtcatMetadataEmbedding", "AtcatTimeEmbedding",
-    "AtcatValueEmbedding", "rotate_pairs", "time_frequencies", "wavelength_frequencies",
+    "AtcatValueEmbedding", "float32_constant", "rotate_pairs", "time_frequencies", "wavelength_frequencies",
 ]

@@ -34,6 +34,7 @@ from .embeddings_atcat import (
     AtcatEmbeddings,
     AtcatTimeEmbedding,
     AtcatValueEmbedding,
+    float32_constant,
     time_frequencies,
     wavelength_frequencies,
 )
@@ -111,7 +112,7 @@ class AtcatPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, AtcatValueEmbedding):
             init.zeros_(module.linear.bias)
-            init.copy_(module.inverse_scales, 1.0 / torch.tensor(config.value_scales))
+            init.copy_(module.inverse_scales, module.compute_inverse_scales())
         elif isinstance(module, AtcatTimeEmbedding):
             init.copy_(module.time_frequencies, time_frequencies(config))
             init.copy_(module.wavelength_frequencies, wavelength_frequencies(config))
@@ -162,11 +163,12 @@ class AtcatModel(AtcatPreTrainedModel):
             raise ConfigError("got `metadata` but this ATCAT model has metadata_dim=0; "
                               "build the model with metadata_dim set to use it")
         token_type = self.resolve_token_type(flux, attention_mask, token_type)
-        dtype = self.embeddings.time.linear.weight.dtype
-        times, flux, flux_err, wavelength = (x.to(dtype) for x in (times, flux, flux_err,
-                                                                   wavelength))
+        # inputs stay float32 for the encoders and the local-window masks (a bfloat16 time
+        # of 100 days is only known to half a day); the encoders return the model dtype
+        times, flux, flux_err, wavelength = (x.float() for x in (times, flux, flux_err,
+                                                                 wavelength))
         if metadata is not None:
-            metadata = metadata.to(dtype)
+            metadata = metadata.to(self.embeddings.time.linear.weight.dtype)
         hidden = self.embeddings(times, flux, flux_err, wavelength, token_type, metadata)
         offset = 1 if has_metadata else 0
         masks: dict[float | None, torch.Tensor] = {}  # one mask per distinct window
@@ -264,11 +266,17 @@ class AtcatMixtureHead(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.linear = nn.Linear(config.hidden_size, config.num_mixture_components)
+        self.config = config
         self.register_buffer("means", torch.tensor(config.mixture_means), persistent=False)
         self.register_buffer("sigmas", torch.tensor(config.mixture_sigmas), persistent=False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (..., dim) -> (..., K)
         return self.linear(self.norm(hidden))
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, sigmas) in float32, (K,) each."""
+        return (float32_constant(self.means, lambda: torch.tensor(self.config.mixture_means)),
+                float32_constant(self.sigmas, lambda: torch.tensor(self.config.mixture_sigmas)))
 
 
 class AtcatForNextValuePrediction(AtcatPreTrainedModel):
@@ -313,7 +321,7 @@ class AtcatForNextValuePrediction(AtcatPreTrainedModel):
         log_weights = mixture_logits[predict].float().log_softmax(dim=-1)  # (N, K)
         flux = target_flux[predict].float()
         target = squash_flux(flux, config.flux_prescale)
-        means, sigmas = self.head.means.float(), self.head.sigmas.float()
+        means, sigmas = self.head.components()
         if config.next_value_loss == "nll" or target_flux_err is None:
             return -mixture_log_prob(target.unsqueeze(-1), log_weights, means,
                                      sigmas).squeeze(-1).mean()
@@ -326,7 +334,7 @@ class AtcatForNextValuePrediction(AtcatPreTrainedModel):
         mixture_logits (..., K), flux (...) -> (...)."""
         target = squash_flux(flux.float(), self.config.flux_prescale).unsqueeze(-1)
         return mixture_log_prob(target, mixture_logits.float().log_softmax(dim=-1),
-                                self.head.means.float(), self.head.sigmas.float()).squeeze(-1)
+                                *self.head.components()).squeeze(-1)
 
 
 __all__ = [

@@ -146,13 +146,12 @@ class AlertParquetReader(Reader):
         forced = (_measurements(frame, "prvDiaForcedSources", listed["prvDiaForcedSources"],
                                 listed=True) if "prvDiaForcedSources" in listed
                   else sources.clear())
-        # (obj, time to the second, band) identifies an observation
-        epoch = [pl.col("_obj"), (pl.col("time") * 86400.0).round().cast(pl.Int64)
-                 .alias("_sec"), pl.col("band")]
-        unique_sources = sources.unique(["_obj", "id"], keep="first", maintain_order=True)
-        unique_forced = forced.unique(["_obj", "id"], keep="first", maintain_order=True)
-        kept_forced = unique_forced.with_columns(epoch[1]).join(
-            unique_sources.with_columns(epoch[1]).select("_obj", "_sec", "band").unique(),
+        unique_sources = _unique_records(sources)
+        unique_forced = _unique_records(forced)
+        # (object, time to the second, band) identifies an observation
+        second = (pl.col("time") * 86400.0).round().cast(pl.Int64).alias("_sec")
+        kept_forced = unique_forced.with_columns(second).join(
+            unique_sources.with_columns(second).select("_obj", "_sec", "band").unique(),
             on=["_obj", "_sec", "band"], how="anti").drop("_sec")
         if not include_forced:
             kept_forced = kept_forced.clear()
@@ -229,6 +228,14 @@ class AlertParquetReader(Reader):
                 "features": {k: record[c] for k, c in features.items()},
             }
         return result
+
+
+def _unique_records(records: pl.DataFrame) -> pl.DataFrame:
+    """Each record once per object, by its id (a record without id: by time and band)."""
+    key = pl.coalesce(pl.col("id").cast(pl.String),
+                      pl.format("{}@{}", pl.col("time"), pl.col("band"))).alias("_key")
+    return (records.with_columns(key).unique(["_obj", "_key"], keep="first",
+                                             maintain_order=True).drop("_key"))
 
 
 def _first(frame: pl.DataFrame, column: str, spellings) -> str:

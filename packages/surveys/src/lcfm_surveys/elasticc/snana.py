@@ -204,7 +204,7 @@ class SnanaFitsReader(Reader):
         if scheme == "auto":
             scheme = ("plasticc" if "PLASTICC" in f"{version} {head.name}".upper()
                       else "elasticc")
-        type_column = next((c for c in _TYPE_COLUMNS if c in heads), None)
+        type_columns = [c for c in _TYPE_COLUMNS if c in heads]
         features = feature_columns(heads, snana_feature_name)
         dec_column = "DEC" if "DEC" in heads else "DECL" if "DECL" in heads else None
 
@@ -241,14 +241,14 @@ class SnanaFitsReader(Reader):
             report.reject_points("band not one of LSST ugrizY", int(unknown.sum()))
             keep &= ~unknown
 
+            # the first positive type number (SIM_TYPE_INDEX before SNTYPE), else -1
+            code = next((int(heads[c][i]) for c in type_columns if heads[c][i] > 0), -1)
             if model is not None:
                 label, raw = self.survey.taxonomy.map(model), model
-                code = int(heads[type_column][i]) if type_column else -1
-            elif type_column is not None:
-                code = int(heads[type_column][i])
-                label, raw = class_of_code(code, scheme) if code > 0 else (None, "")
+            elif code > 0:
+                label, raw = class_of_code(code, scheme)
             else:
-                code, label, raw = -1, None, ""
+                label, raw = None, ""
             meta = object_meta(
                 ra=heads["RA"][i] if "RA" in heads else None,
                 dec=heads[dec_column][i] if dec_column else None,

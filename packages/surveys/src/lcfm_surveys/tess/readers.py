@@ -157,8 +157,10 @@ class QlpReader(_TessReader):
 
 class SpocReader(_TessReader):
     name = "spoc"
-    description = "TESS SPOC 2-min/20-s light-curve FITS (tess<stamp>-s<sector>-<tic>-*_lc.fits[.gz])"
-    patterns = ("tess*-s*_lc.fits", "tess*-s*_lc.fits.gz")
+    description = ("TESS SPOC 2-min/20-s light-curve FITS "
+                   "(tess<stamp>-s<sector>-<tic>-*_lc.fits[.gz])")
+    patterns = ("tess*-s*_lc.fits", "tess*-s*_lc.fits.gz", "tess*-s*_fast-lc.fits",
+                "tess*-s*_fast-lc.fits.gz")
     default_flux = "PDCSAP_FLUX"
     file_name = SPOC_FILE
 
