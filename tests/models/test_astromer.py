@@ -160,6 +160,11 @@ def test_masked_points_are_excluded_from_attention():
             torch.testing.assert_close(changed, reference, rtol=0, atol=1e-6)
         else:  # the masked point's own query still sees its value (Astromer 1)
             assert not torch.allclose(changed[masked], reference[masked])
+        # eq. 3: zero attention on masked points; the explicit path matches the fused one
+        explicit = model.astromer(**batch, output_attentions=True)
+        torch.testing.assert_close(explicit.last_hidden_state, reference, rtol=1e-5, atol=1e-5)
+        for weights in explicit.attentions:  # (batch, heads, query, key)
+            assert weights.permute(0, 3, 1, 2)[masked].abs().max().item() == 0.0
         # sensitivity: a visible point does move the others
         visible = others.clone()
         visible[:, 1:] = False

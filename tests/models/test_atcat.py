@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-import lcfm  # noqa: F401  (first: loads the model plugins, as users do)
+import lcfm
 import numpy as np
 import pytest
 import torch
@@ -133,7 +133,8 @@ def test_collator_packs_pred_tokens_before_each_point():
     np.testing.assert_allclose(batch["times"][0], t[[0, 1, 1, 2, 2]], atol=1e-5)
     flux = batch["flux"][0].numpy()
     np.testing.assert_allclose(flux, [row["value"][0], 0, row["value"][1], 0, row["value"][2]])
-    np.testing.assert_allclose(batch["target_flux"][0], [0, row["value"][1], 0, row["value"][2], 0])
+    np.testing.assert_allclose(batch["target_flux"][0],
+                               [0, row["value"][1], 0, row["value"][2], 0])
     wavelengths = [LSST[b] for b in row["band"][[0, 1, 1, 2, 2]]]
     np.testing.assert_allclose(batch["wavelength"][0], wavelengths)
     np.testing.assert_allclose(batch["target_flux_err"][0, [1, 3]], row["error"][1:])
@@ -150,6 +151,7 @@ def test_collator_truncation_and_labels():
     assert "token_type" not in batch
     train = PLUGIN.collator(config, task="classify", train=True, bands=LSST, label2id=LABELS,
                             seed=3)
+    assert isinstance(train, AtcatCollator)
     starts = set()
     for _ in range(8):
         flux = train([long_row])["flux"][0].numpy()
@@ -387,7 +389,8 @@ def test_save_pretrained_then_auto_load_in_fresh_process(tmp_path):
     classify = _batch_without_labels(collate(config, data))
     inputs = {k: v for k, v in pretrain.items() if not k.startswith("target_")}
     with torch.no_grad():
-        torch.save({"pretrain": pretrain, "inputs": inputs, "classify": classify, "means": config.mixture_means,
+        torch.save({"pretrain": pretrain, "inputs": inputs, "classify": classify,
+                    "means": config.mixture_means,
                     "mixture": generator(**pretrain).mixture_logits,
                     "hidden": generator.atcat(**inputs).last_hidden_state,
                     "logits": classifier(**classify).logits}, tmp_path / "reference.pt")

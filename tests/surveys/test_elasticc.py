@@ -381,9 +381,11 @@ def test_snana_variants(survey, tmp_path, gz, lower, band_column, snid):
 def test_snana_in_pointer_separator_saturation_and_bad_band(survey, tmp_path):
     obj = {"snid": "5", "mjd": [10.0, 11.0, -777.0, 12.0, 13.0],
            "band": ["g", "r", "-", "q", "i"], "flag": [6144, 1024, 0, 0, 0]}
-    head, _ = write_pair(tmp_path, "S", [obj])
+    empty = {"snid": "6", "mjd": [], "band": []}  # PTROBS_MAX = PTROBS_MIN - 1
+    head, _ = write_pair(tmp_path, "S", [obj, empty])
     rows, report = run(survey, head)
-    assert report.points_read == 5
+    assert report.points_read == 5 and report.light_curves_read == 2
+    assert report.light_curves_rejected == {"empty light curve": 1}
     assert report.points_rejected == {"SNANA end-of-light-curve marker (MJD = -777)": 1,
                                       "saturated (PHOTFLAG bit 1024)": 1,
                                       "band not one of LSST ugrizY": 1}

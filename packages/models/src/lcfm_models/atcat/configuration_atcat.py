@@ -47,7 +47,8 @@ class AtcatConfig(PreTrainedConfig):
     next-value model with 128 mixture components 4,149,632 (+1.2 %).
     `gated_feed_forward=False` gives the plain unit (2.92 M / 2.97 M).
     A metadata token (`metadata_dim` = M > 0, sect. 2.2.2) adds 2 (M d + d) + d^2 + d
-    parameters (344,448 for M = 255, i.e. 85 features + NaN and inf indicators); the paper's
+    parameters (345,216 for M = 256: lcfm's ELAsTiCC plugin encodes 64 features as value,
+    NaN, +inf and -inf indicator, `MetadataEncoding.as_array()`; the paper used 85); the paper's
     single 4.1 M figure for LC-only and LC+metadata models cannot hold for both, so the
     named "atcat" configuration is the LC-only model.
 

@@ -153,5 +153,6 @@ class AtcatEmbeddings(nn.Module):
 
 __all__ = [
     "PAD", "POINT", "PRED", "AtcatEmbeddings", "AtcatMetadataEmbedding", "AtcatTimeEmbedding",
-    "AtcatValueEmbedding", "float32_constant", "rotate_pairs", "time_frequencies", "wavelength_frequencies",
+    "AtcatValueEmbedding", "float32_constant", "rotate_pairs", "time_frequencies",
+    "wavelength_frequencies",
 ]
