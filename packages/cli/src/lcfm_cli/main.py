@@ -145,7 +145,8 @@ def main() -> None:
     try:
         app()
     except LcfmError as exc:
-        typer.echo(f"lcfm: error: {exc}", err=True)
+        message = "; ".join(p.strip() for p in str(exc).splitlines() if p.strip())
+        typer.echo(f"lcfm: error: {message}", err=True)
         sys.exit(2)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         typer.echo(f"lcfm: error: {exc.filename}: {exc.strerror}", err=True)

@@ -37,7 +37,9 @@ def push(
     if dry_run:
         folder = inspect_model(model)
         typer.echo(model_card(folder, repo_id, evaluation=evaluation, license=license))
-        typer.echo("files: " + ", ".join([*folder.files, "README.md"]))
+        typer.echo("files: " + ", ".join(
+            [*(name if source else f"{name} (merged at push time)"
+               for name, source in folder.files.items()), "README.md"]))
         return
     result = run(model, repo_id, private=private, token=token, revision=revision,
                  evaluation=evaluation, license=license, commit_message=commit_message)

@@ -32,6 +32,7 @@ class InputFileError(LcfmError):
     """A native survey file is missing, unreadable or malformed."""
 
     def __init__(self, path, problem: str, *, line: int | None = None):
+        problem = "; ".join(part.strip(" -") for part in str(problem).splitlines() if part.strip())
         self.path, self.problem, self.line = str(path), problem, line
         at = f"{self.path}" + (f", line {line}" if line is not None else "")
         super().__init__(f"{at}: {problem}")

@@ -1,8 +1,11 @@
 """Publishing a trained model to the Hugging Face Hub (`lcfm push`).
 
 A model folder written by `lcfm pretrain` or `lcfm finetune` is published as an ordinary
-transformers repository: `config.json` and safetensors weights (for a LoRA run, the adapter
-with its `base/` weights and `merged/` when saved), plus a model card (README.md) that states
+transformers repository: `config.json` and safetensors weights at the top, plus a model card
+(README.md). A LoRA run is published so that the top level still loads with `from_pretrained`:
+there the merged model (`merged/` when `--merge-lora` saved it, else merged at push time), the
+adapter in `adapter/` and the weights it adapts in `base/`; an adapter_config.json at the top
+would send transformers looking for the base model under its local relative name. The card states
 the architecture and its paper, the survey with its bands and taxonomy, the classes, the
 training data and recipe (from the folder's metrics.json), the metrics of `lcfm evaluate`
 when given, the licence, and how to load it. Pickled `.bin` weights, the resumable
@@ -31,7 +34,7 @@ CARD_TAGS = ("lcfm", "light-curves", "astronomy", "time-series")
 #: remote files a push replaces: stale weights of an earlier push (e.g. a LoRA adapter left
 #: over when a full model is pushed to the same repo) would change what from_pretrained loads
 MANAGED_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.bin", "config.json",
-                    ADAPTER_CONFIG, "base/*", "merged/*"]
+                    ADAPTER_CONFIG, "adapter/*", "base/*", "merged/*"]
 
 
 class HubError(LcfmError):
@@ -46,14 +49,15 @@ class ModelFolder:
     kind: str  # "classifier", "pretrained" or "lora"
     config: object
     plugin: object
-    files: list[str]  # relative paths to upload
+    #: path in the repository -> local file (None: the merged LoRA model, made at push time)
+    files: dict[str, Path | None]
     metrics: dict | None = None
     parameters: int = 0
     extras: dict = field(default_factory=dict)
 
 
-def _weight_files(folder: Path, prefix: str = "") -> list[str]:
-    """Relative paths of the safetensors weights (single file or shards + index)."""
+def _weight_files(folder: Path) -> list[str]:
+    """File names of the safetensors weights in `folder` (single file or shards + index)."""
     index = folder / "model.safetensors.index.json"
     if index.exists():
         try:
@@ -63,9 +67,9 @@ def _weight_files(folder: Path, prefix: str = "") -> list[str]:
         missing = [s for s in shards if not (folder / s).exists()]
         if missing:
             raise InputFileError(index, f"names missing weight shards {missing}")
-        return [prefix + "model.safetensors.index.json", *(prefix + s for s in shards)]
+        return ["model.safetensors.index.json", *shards]
     if (folder / "model.safetensors").exists():
-        return [prefix + "model.safetensors"]
+        return ["model.safetensors"]
     if list(folder.glob("*.bin")):
         raise DataError(f"{folder}: weights are pickled .bin files; lcfm publishes safetensors "
                         "only (re-save with save_pretrained)")
@@ -117,16 +121,20 @@ def inspect_model(path: Path) -> ModelFolder:
         if not (path / "base" / "config.json").exists():
             raise DataError(f"{path}: LoRA folder without its base model in base/ "
                             "(written by `lcfm finetune --lora`)")
-        files = [ADAPTER_CONFIG, ADAPTER_WEIGHTS, "base/config.json",
-                 *_weight_files(path / "base", "base/")]
-        if (path / "merged" / "config.json").exists():
-            files += ["merged/config.json", *_weight_files(path / "merged", "merged/")]
         plugin, config = _load_config(path / "base")
+        merged = path / "merged"
+        if (merged / "config.json").exists():
+            files = {name: merged / name for name in ["config.json", *_weight_files(merged)]}
+        else:
+            files = {"config.json": None, "model.safetensors": None}
+        files |= {f"adapter/{name}": path / name for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS)}
+        files |= {f"base/{name}": path / "base" / name
+                  for name in ["config.json", *_weight_files(path / "base")]}
     else:
         if not (path / "config.json").exists():
             raise DataError(f"{path}: not a model folder (no config.json or {ADAPTER_CONFIG})")
-        files = ["config.json", *_weight_files(path)]
         plugin, config = _load_config(path)
+        files = {name: path / name for name in ["config.json", *_weight_files(path)]}
     metrics = _read_json(path / "metrics.json") if (path / "metrics.json").exists() else None
     architecture = (getattr(config, "architectures", None) or [""])[0]
     classes = {c.__name__: c for c in (plugin.classification_class, plugin.pretraining_class,
@@ -256,26 +264,23 @@ def _evaluation_section(evaluation: dict) -> list[str]:
     return [*lines, ""]
 
 
-def _usage_section(repo_id: str, kind: str, has_merged: bool) -> list[str]:
+def _usage_section(repo_id: str, kind: str) -> list[str]:
     code = ["import lcfm  # registers lcfm's models with transformers' Auto classes",
-            "from transformers import AutoModel, AutoModelForSequenceClassification"]
+            "from transformers import AutoModel, AutoModelForSequenceClassification", "",
+            f'encoder = AutoModel.from_pretrained("{repo_id}")  '
+            "# per-step hidden states and a pooled embedding"]
+    if kind == "pretrained":
+        code += ["from transformers import AutoModelForPreTraining",
+                 f'model = AutoModelForPreTraining.from_pretrained("{repo_id}")']
+    else:
+        code.append(f'classifier = AutoModelForSequenceClassification.from_pretrained('
+                    f'"{repo_id}")')
     if kind == "lora":
-        code += ["from peft import PeftModel", "",
+        code += ["", "# or the LoRA adapters over their base weights, with peft",
+                 "from peft import PeftModel",
                  f'base = AutoModelForSequenceClassification.from_pretrained("{repo_id}", '
                  'subfolder="base")',
-                 f'model = PeftModel.from_pretrained(base, "{repo_id}")  # LoRA adapters + head']
-        if has_merged:
-            code += [f'merged = AutoModelForSequenceClassification.from_pretrained("{repo_id}", '
-                     'subfolder="merged")']
-    else:
-        code += ["", f'encoder = AutoModel.from_pretrained("{repo_id}")  '
-                 "# per-step hidden states and a pooled embedding"]
-        if kind == "classifier":
-            code.append(f'classifier = AutoModelForSequenceClassification.from_pretrained('
-                        f'"{repo_id}")')
-        else:
-            code += ["from transformers import AutoModelForPreTraining",
-                     f'model = AutoModelForPreTraining.from_pretrained("{repo_id}")']
+                 f'adapted = PeftModel.from_pretrained(base, "{repo_id}", subfolder="adapter")']
     lines = ["## How to use", "", "Install lcfm (its model plugins register the architecture "
              "with transformers; no `trust_remote_code`), then:", "", "```python", *code, "```",
              "", "lcfm's own commands take a local folder:", "", "```bash",
@@ -316,10 +321,9 @@ def model_card(model: ModelFolder | Path, repo_id: str, *, evaluation: Path | No
              f"`{config.model_type}`), `{folder.extras['class_name']}`",
              f"- Parameters: {folder.parameters:,}", ""]
     if folder.kind == "lora":
-        lines += ["This repository holds LoRA adapters (`adapter_config.json`, "
-                  "`adapter_model.safetensors`) over the weights in `base/`"
-                  + (", and the merged model in `merged/`." if any(
-                      f.startswith("merged/") for f in folder.files) else "."), ""]
+        lines += ["The top level holds the classifier with its LoRA adapters merged into the "
+                  "weights; `adapter/` holds the adapters (and the trained head) and `base/` "
+                  "the weights they adapt.", ""]
     lines += _survey_section(config)
     if folder.kind != "pretrained":
         lines += _classes_section(config)
@@ -331,8 +335,7 @@ def model_card(model: ModelFolder | Path, repo_id: str, *, evaluation: Path | No
             raise InputFileError(evaluation, "not an `lcfm evaluate` metrics.json "
                                              "(no accuracy / per_class)")
         lines += _evaluation_section(report)
-    lines += _usage_section(repo_id, folder.kind,
-                            any(f.startswith("merged/") for f in folder.files))
+    lines += _usage_section(repo_id, folder.kind)
     lines += ["## Licence", "", f"The weights are released under the `{license}` licence. "
               f"The training light curves come from {survey or 'the survey named above'}; "
               "their own terms of use apply to the data.", ""]
@@ -344,13 +347,20 @@ def model_card(model: ModelFolder | Path, repo_id: str, *, evaluation: Path | No
 def _stage(folder: ModelFolder, card: str, into: Path) -> None:
     """Hard-link (or copy) exactly the files to publish, plus the card, into a staging folder,
     so that upload_folder commits them in one commit and nothing else."""
-    for rel in folder.files:
+    for rel, source in folder.files.items():
+        if source is None:
+            continue
         target = into / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(folder.path / rel, target)
+            os.link(source, target)
         except OSError:
-            shutil.copy2(folder.path / rel, target)
+            shutil.copy2(source, target)
+    if any(source is None for source in folder.files.values()):
+        from lcfm.engine.save import load_classifier
+
+        _, adapted = load_classifier(folder.path)
+        adapted.merge_and_unload().save_pretrained(into)
     (into / "README.md").write_text(card, encoding="utf-8")
 
 
@@ -372,24 +382,27 @@ def push(model_dir: Path, repo_id: str, *, private: bool = False, token: str | N
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     api = HfApi(endpoint=endpoint.rstrip("/"), token=token)
     branch = revision or constants.DEFAULT_REVISION
-    try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        if branch != constants.DEFAULT_REVISION:
-            api.create_branch(repo_id, branch=branch, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="lcfm-push-") as tmp:
-            _stage(folder, card, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="lcfm-push-") as tmp:
+        _stage(folder, card, Path(tmp))
+        staged = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*")
+                        if p.is_file())
+        try:
+            url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            if branch != constants.DEFAULT_REVISION:
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
             info = api.upload_folder(
                 repo_id=repo_id, folder_path=tmp, revision=branch,
                 delete_patterns=MANAGED_PATTERNS,
                 commit_message=commit_message or f"Upload {folder.plugin.name} {folder.kind} "
                                                  "model with lcfm")
-    except HfHubHTTPError as exc:
-        raise HubError(f"{repo_id} on {endpoint}: {str(exc).strip().splitlines()[0]}") from None
-    except OSError as exc:
-        raise HubError(f"{repo_id}: cannot reach {endpoint} ({exc})") from None
-    except Exception as exc:  # transport errors of the HTTP client (connection refused, ...)
-        if type(exc).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "httpcore2"):
-            raise
-        raise HubError(f"{repo_id}: cannot reach {endpoint} ({type(exc).__name__}: {exc})") from None
+        except HfHubHTTPError as exc:
+            first_line = str(exc).strip().splitlines()[0]
+            raise HubError(f"{repo_id} on {endpoint}: {first_line}") from None
+        except Exception as exc:  # transport errors of the HTTP client (connection refused)
+            if type(exc).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore",
+                                                          "httpcore2"):
+                raise
+            raise HubError(f"{repo_id}: cannot reach {endpoint} "
+                           f"({type(exc).__name__}: {exc})") from None
     return {"url": str(url), "commit": info.oid, "revision": branch,
-            "files": [*folder.files, "README.md"]}
+            "files": staged}

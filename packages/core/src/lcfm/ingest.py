@@ -26,7 +26,8 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
     report = IngestReport(survey=survey.name)
     files = survey.input_files(input_path, fmt)
     with ShardWriter(output_dir, rows_per_shard) as writer:
-        for path in tqdm(files, desc=f"ingest {survey.name}", unit="file", disable=not progress):
+        for path in tqdm(files, desc=f"ingest {survey.name}", unit="file",
+                         disable=None if progress else True):  # None: only on a terminal
             reader = survey.reader_for(path, fmt)
             for row in reader.read(path, report):
                 row = survey.preprocess(row, report)

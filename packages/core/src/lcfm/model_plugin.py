@@ -44,6 +44,12 @@ class ModelPlugin:
         kwargs.update(overrides)
         return self.config_class(**kwargs)
 
+    def prepare_config(self, config: PreTrainedConfig, dataset) -> PreTrainedConfig:
+        """Fit data-dependent configuration values on the training set before a model is
+        built from scratch (e.g. ATCAT's mixture components from flux quantiles).
+        `dataset` is a `lcfm.data.LightCurveDataset`. The default changes nothing."""
+        return config
+
     def parameter_count(self, name: str | None = None, head: str = "pretraining") -> int:
         """Trainable parameters of a configuration, counted without allocating memory."""
         config = self.make_config(name)

@@ -157,6 +157,12 @@ class SurveyPlugin:
         """Called once after all shards are written (e.g. to fit and save a metadata
         transform next to the dataset). `frame` is the canonical Polars frame written."""
 
+    # ---- simulation ----------------------------------------------------------------
+    def simulator(self):
+        """The survey's `lcfm.simulate.SurveySimulator` (`lcfm simulate`): its classes'
+        light curves in its cadence and noise. Plugins without one keep this default."""
+        raise ConfigError(f"survey {self.name!r} has no simulator")
+
     # ---- bundled sample ------------------------------------------------------------
     def sample_path(self) -> Path:
         from importlib.resources import files

@@ -133,6 +133,9 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
                         f"{class_names}")
     plugin, config, checkpoint = loading.resolve(args.model, args.config_overrides)
     set_seed(args.seed)
+    train_set = LightCurveDataset(parts["train"])
+    if checkpoint is None:
+        config = plugin.prepare_config(config, train_set)
     model = loading.classification_model(plugin, config, checkpoint, class_names)
     label2id = model.config.label2id
     model.config.lcfm_survey, model.config.lcfm_bands = survey_name, bands
@@ -141,7 +144,6 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     base_parameters = loading.count_parameters(model)
     if args.lora:
         model = loading.apply_lora(model, rank=args.lora_rank)
-    train_set = LightCurveDataset(parts["train"])
     val_frame = parts["validation"] if parts["validation"].height else parts["train"]
     counts = np.bincount([label2id[x] for x in parts["train"]["label"]],
                          minlength=len(class_names))
@@ -172,7 +174,8 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     best_dir = output / "best"
     stop = min(args.stop_after or args.max_steps, args.max_steps)
     bar = tqdm(total=args.max_steps, initial=state["step"], unit="step",
-               desc=f"finetune {plugin.name}", disable=not args.progress)
+               desc=f"finetune {plugin.name}",
+               disable=None if args.progress else True)  # None: only on a terminal
     model.train()
     for step, batch in batches.iterate(state["step"], stop):
         labels = batch.pop("labels").to(accelerator.device)
@@ -189,7 +192,7 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
         state["step"] = step + 1
         state["history"].append({"step": step + 1, "loss": float(loss.detach())})
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}", best_f1=f"{state['best_f1']:.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", best_f1=f"{state['best_f1']:.3f}")
         if state["step"] % eval_every == 0 or state["step"] == args.max_steps:
             probs, _ = predict_frame(accelerator.unwrap_model(model), plugin, val_frame,
                                      collator(False), len(class_names), args.batch_size)

@@ -97,12 +97,13 @@ def pretrain(args: PretrainArgs) -> dict:
     set_seed(args.seed)
     accelerator = Accelerator()
     config = plugin.make_config(config_name, **args.config_overrides)
+    train_set = LightCurveDataset(train_frame)
+    config = plugin.prepare_config(config, train_set)
     model = plugin.pretraining_class(config)
     collate_train = plugin.collator(config, task="pretrain", train=True, bands=survey.bands,
                                     seed=args.seed)
     collate_eval = plugin.collator(config, task="pretrain", train=False, bands=survey.bands,
                                    seed=args.seed)
-    train_set = LightCurveDataset(train_frame)
     val_set = LightCurveDataset(val_frame) if val_frame.height else None
     batches = StepBatches(train_set, args.batch_size, collate_train, seed=args.seed,
                           process_index=accelerator.process_index,
@@ -122,7 +123,8 @@ def pretrain(args: PretrainArgs) -> dict:
 
     started = time.perf_counter()
     bar = tqdm(total=args.max_steps, initial=state["step"], desc=f"pretrain {args.model}",
-               disable=not (args.progress and accelerator.is_main_process), unit="step")
+               unit="step",
+               disable=None if args.progress and accelerator.is_main_process else True)
     model.train()
     stop = min(args.stop_after or args.max_steps, args.max_steps)
     for step, batch in batches.iterate(state["step"], stop):
@@ -139,13 +141,13 @@ def pretrain(args: PretrainArgs) -> dict:
         state["history"].append({"step": step + 1, "loss": float(loss.detach()),
                                  "lr": scheduler.get_last_lr()[0]})
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}", epoch=batches.epoch_of(step))
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=batches.epoch_of(step))
         done = state["step"] == args.max_steps
         if val_set is not None and (state["step"] % eval_every == 0 or done):
             val_loss = evaluate_loss(model, val_set, collate_eval, args.batch_size,
                                      accelerator.device, args.seed)
             state["validation"].append({"step": state["step"], "loss": val_loss})
-            bar.set_postfix(loss=f"{float(loss):.4f}", val=f"{val_loss:.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", val=f"{val_loss:.4f}")
         if state["step"] % checkpoint_every == 0 and not done:
             save_checkpoint(accelerator, output, state)
     bar.close()

@@ -30,6 +30,9 @@ class Cadence:
     band: np.ndarray | None = None  # (m, L) int8 index into the simulator's band list
     step: float | None = None  # grid spacing in days of a regular grid, else None
     meta: dict[str, np.ndarray] = field(default_factory=dict)  # (m,) per light curve
+    #: (m, K) times of instrument events (downlinks, momentum dumps) for systematics;
+    #: not written to the rows
+    events: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def m(self) -> int:

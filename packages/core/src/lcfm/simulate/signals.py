@@ -12,8 +12,9 @@ import numpy as np
 
 
 def col(x) -> np.ndarray:
-    """(m,) -> (m, 1) float64 for broadcasting against (m, L)."""
-    return np.asarray(x, dtype=np.float64)[:, None]
+    """(m,) -> (m, 1) float64 for broadcasting against (m, L); scalars pass through."""
+    x = np.asarray(x, dtype=np.float64)
+    return x[:, None] if x.ndim == 1 else x
 
 
 def log_uniform(rng: np.random.Generator, low: float, high: float, size) -> np.ndarray:

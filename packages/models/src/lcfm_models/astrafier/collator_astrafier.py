@@ -67,6 +67,15 @@ class AstrafierCollator:
             batch["labels"] = labels
         return batch
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator of training randomness; the engine assigns a fresh one per step."""
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        self._rng = generator
+
     def _reseed_per_worker(self) -> None:
         # DataLoader workers receive copies of one generator: give each its own stream
         info = torch.utils.data.get_worker_info()
@@ -99,8 +108,8 @@ class AstrafierCollator:
         names = [row.get("label") for row in rows]
         if all(name is None for name in names):
             return None
-        if self.label2id is None:
-            raise ConfigError("astrafier collator: rows carry labels but no label2id was given")
+        if self.label2id is None:  # unlabeled use (embeddings, prediction)
+            return None
         ids = []
         for i, name in enumerate(names):
             if name is None:

@@ -42,14 +42,21 @@ class AstroCoCollator:
                  label2id: Mapping[str, int] | None = None, seed: int = 0):
         if task not in TASKS:
             raise ConfigError(f"AstroCo collator: task {task!r} is not one of {TASKS}")
-        if task == "classify" and label2id is None:
-            raise ConfigError("AstroCo collator: task='classify' needs label2id")
         self.config, self.task, self.train = config, task, train
         self.bands = dict(bands or {})  # unused: single-band model, points interleaved
-        self.label2id = dict(label2id or {})
+        self.label2id = None if label2id is None else dict(label2id)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._worker = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator of training randomness; the engine assigns a fresh one per step."""
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        self._rng = generator
 
     def _generator(self) -> np.random.Generator:
         if not self.train:  # deterministic validation
@@ -132,7 +139,7 @@ class AstroCoCollator:
         if self.task == "pretrain":
             batch_tensors["target_values"] = torch.from_numpy(targets)
             batch_tensors["target_mask"] = torch.from_numpy(probed)
-        else:
+        elif self.label2id is not None:  # no label2id: unlabeled data (embeddings)
             batch_tensors["labels"] = torch.tensor(
                 [self._label_id(row, i) for i, row in enumerate(rows)], dtype=torch.long)
         return batch_tensors

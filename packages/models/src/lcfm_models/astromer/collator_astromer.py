@@ -48,8 +48,6 @@ class AstromerCollator:
         if task not in TASKS:
             raise ConfigError(f"Astromer collator: unknown task {task!r}; "
                               f"tasks: {', '.join(TASKS)}")
-        if task == "classify" and not label2id:
-            raise ConfigError("Astromer collator: task 'classify' needs label2id")
         self.window_size = config.window_size
         self.probed_fraction = config.probed_fraction
         self.random_fraction = config.random_fraction
@@ -58,6 +56,15 @@ class AstromerCollator:
         self.label2id = dict(label2id) if label2id else None
         self._rng = np.random.default_rng(seed)
         self._worker: int | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator of training randomness; the engine assigns a fresh one per step."""
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        self._rng = generator
 
     def _generator(self) -> np.random.Generator:
         """The training generator; distinct per DataLoader worker so workers differ."""
@@ -99,7 +106,7 @@ class AstromerCollator:
                 targets[i, :n] = v
                 probe, hide, shown = self._probe(v, rng)
                 probed[i, :n], masked[i, :n], values[i, :n] = probe, hide, shown
-            if self.task == "classify":
+            if self.task == "classify" and self.label2id is not None:
                 labels[i] = self._label(row, object_id)
 
         out = {
@@ -112,7 +119,7 @@ class AstromerCollator:
             out.update(target_values=torch.from_numpy(targets),
                        probe_mask=torch.from_numpy(probed),
                        masked_positions=torch.from_numpy(masked))
-        else:
+        elif self.label2id is not None:  # no label2id: unlabeled data (embeddings)
             out["labels"] = torch.from_numpy(labels)
         return out
 

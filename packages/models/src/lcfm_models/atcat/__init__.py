@@ -79,6 +79,13 @@ class AtcatPlugin(ModelPlugin):
         return AtcatCollator(config, task=task, train=train, bands=bands, label2id=label2id,
                              seed=seed)
 
+    def prepare_config(self, config: AtcatConfig, dataset) -> AtcatConfig:
+        """Mixture components from the training set's flux (sect. 2.5.1)."""
+        flux = np.asarray(dataset.value, dtype=np.float64)
+        config.set_mixture_components(*mixture_components_from_flux(
+            flux, config.num_mixture_components, prescale=config.flux_prescale))
+        return config
+
     @staticmethod
     def fit_config_to_rows(config: AtcatConfig, rows: Iterable[Mapping]) -> AtcatConfig:
         """Set the fixed mixture components (sect. 2.5.1) from the flux of training rows;

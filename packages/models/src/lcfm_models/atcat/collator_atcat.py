@@ -48,8 +48,6 @@ class AtcatCollator:
         bad = {b: w for b, w in bands.items() if not (np.isfinite(w) and w > 0)}
         if bad:
             raise ConfigError(f"atcat collator: band wavelengths must be positive, got {bad}")
-        if task == "classify" and label2id is None:
-            raise ConfigError("atcat collator: task='classify' needs `label2id`")
         self.config, self.task, self.train = config, task, train
         self.bands = {str(name): float(w) for name, w in bands.items()}
         self.label2id = dict(label2id) if label2id is not None else None
@@ -93,6 +91,8 @@ class AtcatCollator:
         except KeyError as exc:
             raise DataError(f"row {index} (object_id={object_id!r}): band {exc.args[0]!r} has "
                             f"no wavelength; known bands: {', '.join(self.bands)}") from None
+        # the redshifting augmentation (lcfm.augment, ATCAT sect. 2.1.2) scales wavelengths
+        wavelength *= np.float32(row.get("wavelength_scale", 1.0))
         return {"times": (time - time[0]).astype(np.float32), "flux": value,
                 "flux_err": error, "wavelength": wavelength}
 
@@ -154,6 +154,7 @@ class AtcatCollator:
         batch["attention_mask"] = (batch["token_type"] != PAD).long()
         if self.task == "classify":
             del batch["token_type"]  # every valid token is a point
+        if self.task == "classify" and self.label2id is not None:  # None: unlabeled data
             batch["labels"] = torch.tensor([self._label(r, i) for i, r in enumerate(rows)],
                                            dtype=torch.long)
         if self.config.metadata_dim > 0:

@@ -107,6 +107,10 @@ class KeplerSurvey(SurveyPlugin):
                 kept.append(file)
         return kept
 
+    def simulator(self):
+        from lcfm_surveys.kepler.simulate import KeplerSimulator
+        return KeplerSimulator(self)
+
     def preprocessing(self):
         chain = [("sort_by_time", sort_by_time())]
         if self.chain == "astrafier":

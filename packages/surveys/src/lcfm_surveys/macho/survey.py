@@ -80,6 +80,10 @@ class MachoSurvey(SurveyPlugin):
             raise ConfigError(f"survey 'macho': alcock_band must be B or R, got {band!r}")
         self.opts["alcock_band"] = band
 
+    def simulator(self):
+        from lcfm_surveys.macho.simulate import MachoSimulator
+        return MachoSimulator(self)
+
     def preprocessing(self) -> list[tuple[str, Step]]:
         """Astromer 2 quality filters (paper 001, sect. 4.1) around lcfm's bookkeeping.
 
