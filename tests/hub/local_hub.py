@@ -7,14 +7,14 @@ client and transformers against this one through HF_ENDPOINT.
 
 It implements only what `lcfm push` and `from_pretrained` need:
 
-- POST /api/repos/create                                    create a model repo (409 if it exists)
-- POST /api/validate-yaml                                   README front matter must parse as YAML
-- POST /api/models/ORG/NAME/preupload/REV                   every file is "regular" (inline base64)
-- POST /api/models/ORG/NAME/commit/REV                      NDJSON commit: file, deletedFile, deletedFolder
-- POST /api/models/ORG/NAME/branch/BRANCH                   create a branch
-- GET  /api/models/ORG/NAME[/revision/REV]                  repo info (sha, siblings, private)
-- GET  /api/models/ORG/NAME/tree/REV[/PATH]                 file listing (for delete_patterns)
-- HEAD/GET /ORG/NAME/resolve/REV/PATH                       file download with ETag and X-Repo-Commit
+- POST /api/repos/create                    create a model repo (409 if it exists)
+- POST /api/validate-yaml                   README front matter must parse as YAML
+- POST /api/models/ORG/NAME/preupload/REV   every file is "regular" (inline base64)
+- POST /api/models/ORG/NAME/commit/REV      NDJSON commit: file, deletedFile, deletedFolder
+- POST /api/models/ORG/NAME/branch/BRANCH   create a branch
+- GET  /api/models/ORG/NAME[/revision/REV]  repo info (sha, siblings, private)
+- GET  /api/models/ORG/NAME/tree/REV[/PATH] file listing (for delete_patterns)
+- HEAD/GET /ORG/NAME/resolve/REV/PATH       file download with ETag and X-Repo-Commit
 
 Answering "regular" to preupload keeps the client off the Xet/LFS storage protocols (which need a
 separate storage service); the commit, cache and download logic of the client is the real one.
@@ -42,7 +42,7 @@ GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 
 def git_blob_sha(content: bytes) -> str:
     """The git object id of a blob: what the Hub reports as `oid` and ETag for regular files."""
-    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+    return hashlib.sha1(f"blob {len(content)}\0".encode() + content).hexdigest()
 
 
 class HubError(Exception):
@@ -59,9 +59,9 @@ class Repo:
         self.refs["main"] = self._store({".gitattributes": GITATTRIBUTES}, "initial commit", None)
 
     def _store(self, files: dict[str, bytes], message: str, parent: str | None) -> str:
-        digest = hashlib.sha1(json.dumps(
-            [parent, message, time.time_ns(), sorted((p, git_blob_sha(c)) for p, c in files.items())]
-        ).encode()).hexdigest()
+        listing = sorted((path, git_blob_sha(content)) for path, content in files.items())
+        digest = hashlib.sha1(json.dumps([parent, message, time.time_ns(), listing]).encode())
+        digest = digest.hexdigest()
         self.commits[digest] = files
         return digest
 
@@ -190,8 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"X-Error-Message": err.message}
             if err.code:
                 headers["X-Error-Code"] = err.code
-            self._send(err.status, json.dumps({"error": err.message, **err.extra}).encode(), headers,
-                       head=method == "HEAD")
+            body = json.dumps({"error": err.message, **err.extra}).encode()
+            self._send(err.status, body, headers, head=method == "HEAD")
 
     def do_GET(self):
         self._dispatch("GET")

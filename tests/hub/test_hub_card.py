@@ -120,6 +120,10 @@ def test_bad_model_folders_raise_one_line_errors(tmp_path, classifier_dir):
         inspect_model(tmp_path / "missing")
     with pytest.raises(DataError, match="not a model folder"):
         inspect_model(tmp_path)
+    (tmp_path / "fold-0").mkdir()
+    (tmp_path / "fold-0" / "config.json").write_text("{}")
+    with pytest.raises(DataError, match=r"a few-shot run; push one of its folds \(fold-0\)"):
+        inspect_model(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "lcfm_astromer",\n oops}')
     with pytest.raises(InputFileError, match="line 2"):
         inspect_model(tmp_path)

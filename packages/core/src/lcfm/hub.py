@@ -132,6 +132,11 @@ def inspect_model(path: Path) -> ModelFolder:
                   for name in ["config.json", *_weight_files(path / "base")]}
     else:
         if not (path / "config.json").exists():
+            folds = sorted(p.name for p in path.glob("fold-*") if (p / "config.json").exists()
+                           or (p / ADAPTER_CONFIG).exists())
+            if folds:
+                raise DataError(f"{path}: a few-shot run; push one of its folds "
+                                f"({', '.join(folds)})")
             raise DataError(f"{path}: not a model folder (no config.json or {ADAPTER_CONFIG})")
         plugin, config = _load_config(path)
         files = {name: path / name for name in ["config.json", *_weight_files(path)]}
@@ -174,7 +179,8 @@ def _survey_section(config) -> list[str]:
 
     name = getattr(config, "lcfm_survey", None)
     if not name:
-        return ["## Survey", "", "The survey of the training data was not recorded in config.json.", ""]
+        return ["## Survey", "", "The survey of the training data was not recorded in "
+                "config.json.", ""]
     try:
         survey = get_survey(name).describe()
     except PluginNotFoundError:
@@ -197,18 +203,11 @@ def _classes_section(config) -> list[str]:
     return [*lines, *(f"| {i} | {id2label[i]} |" for i in sorted(id2label)), ""]
 
 
-def _training_section(metrics: dict | None, kind: str) -> list[str]:
+def _training_section(metrics: dict | None) -> list[str]:
     lines = ["## Training", ""]
     if not metrics:
         return [*lines, "No metrics.json was found beside the weights: the training data and "
                 "recipe were not recorded.", ""]
-    if "runs" in metrics:  # few-shot folds written by `lcfm finetune --spc/--folds`
-        lines.append(f"Few-shot protocol: {metrics['samples_per_class']} training light curves "
-                     f"per class, {metrics['folds']} folds; test macro F1 "
-                     f"{metrics['test_macro_f1_mean']:.3f} ± {metrics['test_macro_f1_std']:.3f}. "
-                     "This repository holds the first fold's model.")
-        metrics = metrics["runs"][0]
-        lines.append("")
     args = metrics.get("args", {})
     if "first_loss" in metrics:  # `lcfm pretrain`
         validation = metrics.get("validation") or []
@@ -224,7 +223,7 @@ def _training_section(metrics: dict | None, kind: str) -> list[str]:
                  f"{_fmt(metrics.get('first_loss'))} → {_fmt(metrics.get('final_loss'))}"),
                 ("validation loss", _fmt(validation[-1]["loss"]) if validation else "-")]
     else:  # `lcfm finetune`
-        mode = ("LoRA adapters (rank %s) and the head" % args.get("lora_rank") if args.get("lora")
+        mode = (f"LoRA adapters (rank {args.get('lora_rank')}) and the head" if args.get("lora")
                 else "head only (frozen encoder)" if args.get("freeze_encoder") else "full")
         rows = [("objective", f"classification, loss {args.get('loss')}"),
                 ("starting point", _source(metrics.get("model"))), ("trained weights", mode),
@@ -327,7 +326,7 @@ def model_card(model: ModelFolder | Path, repo_id: str, *, evaluation: Path | No
     lines += _survey_section(config)
     if folder.kind != "pretrained":
         lines += _classes_section(config)
-    lines += _training_section(folder.metrics, folder.kind)
+    lines += _training_section(folder.metrics)
     if evaluation is not None:
         report = _read_json(Path(evaluation) / "metrics.json") if Path(evaluation).is_dir() \
             else _read_json(Path(evaluation))

@@ -100,6 +100,10 @@ class TessQlpSurvey(SurveyPlugin):
     def label_of(self, object_id: str) -> str | None:
         return catalog_label(self, object_id, ("tic", "ticid", "tic_id", "object_id"))
 
+    def simulator(self):
+        from lcfm_surveys.tess.simulate import TessSimulator
+        return TessSimulator(self)
+
     def preprocessing(self):
         chain = [("sort_by_time", sort_by_time())]
         if self.chain == "astrafier":
