@@ -115,6 +115,10 @@ class AtlasSurvey(SurveyPlugin):
         raise ConfigError("survey 'atlas' ships no bundled sample: no real ATLAS light curve "
                           "may be redistributed with lcfm; pass --input with ATLAS files")
 
+    def simulator(self):
+        from lcfm_surveys.atlas.simulate import AtlasSimulator
+        return AtlasSimulator(self)
+
     # ---- preprocessing ---------------------------------------------------------------
     def preprocessing(self):
         return [
