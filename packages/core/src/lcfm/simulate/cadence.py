@@ -62,7 +62,8 @@ def nightly_visits(m: int, rng: np.random.Generator, *, start, baseline,
     Nights start at `start` (MJD, scalar or (m,)) and are separated by log-normal gaps
     (median `night_gap_median` days, log-spread `night_gap_sigma`, at least `min_night_gap`)
     until `baseline` days (scalar or (m,)). Only nights within each light curve's yearly
-    observing season (`season_length` days, at a random phase of the year) are kept. A night
+    observing season (`season_length` days; the first night falls at a random point of a
+    season) are kept. A night
     holds k visits with probability `visits_per_night[k - 1]`, `visit_spacing` days apart
     (multiplied by a log-normal jitter), starting at a random time within `night_length`
     days. With `band_probabilities`, each night (band_per="night") or visit ("visit") gets
@@ -79,8 +80,8 @@ def nightly_visits(m: int, rng: np.random.Generator, *, start, baseline,
     nights = start + np.cumsum(gaps, axis=1)  # (m, K)
     valid = nights <= start + baseline
     season = _column(season_length, m)
-    if np.any(season < YEAR):
-        season_phase = rng.uniform(0.0, YEAR, (m, 1))
+    if np.any(season < YEAR):  # the light curve starts somewhere inside a season
+        season_phase = rng.uniform(0.0, 1.0, (m, 1)) * season
         valid &= np.mod(nights - start + season_phase, YEAR) < season
     nights = nights + rng.uniform(0.0, night_length, nights.shape)
 
@@ -122,7 +123,7 @@ def compact(time: np.ndarray, keep: np.ndarray, band: np.ndarray | None = None,
         length = min(length, max_points)
     time, keep = time[:, :length], keep[:, :length]
     last = time[np.arange(time.shape[0]), np.clip(counts - 1, 0, length - 1)][:, None]
-    time = np.where(keep, time, last)
+    time = np.where(keep, time, np.where(np.isfinite(last), last, 0.0))
     if band is not None:
         band = np.take_along_axis(band, order, axis=1)[:, :length]
     return Cadence(time=time, mask=keep, band=band)

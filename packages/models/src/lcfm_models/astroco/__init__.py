@@ -40,7 +40,8 @@ class AstroCoPlugin(ModelPlugin):
     name = "astroco"
     description = ("Conformer-style encoder (MHSA + depthwise-conv/GLU + gated FFN, softmax "
                    "layer mix) pretrained by masked reconstruction")
-    paper = "002_f2bec74809150cea (AstroCo), sect. 3, appendix A, B.3"
+    paper = ("Tan, Protopapas, Cadiz-Leyton et al., AstroCo: Self-Supervised Conformer-Style "
+             "Transformers for Light-Curve Embeddings, sect. 3, appendix A, B.3")
     config_class = AstroCoConfig
     base_model_class = AstroCoModel
     pretraining_class = AstroCoForMaskedReconstruction

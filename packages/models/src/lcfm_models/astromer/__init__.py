@@ -72,8 +72,8 @@ class AstromerPlugin(ModelPlugin):
     description = ("Astromer: BERT-style encoder of single-band light curves (time positional "
                    "encoding + magnitude projection), pretrained by masked magnitude "
                    "reconstruction")
-    paper = ("Donoso-Oliva et al., Astromer 2 (shared/papers/001_0ee157db3fd4b444.txt), "
-             "sect. 2.1-3.3 and 5.4")
+    paper = ("Donoso-Oliva et al., Astromer 2: light-curve embeddings with a BERT-style "
+             "masked-reconstruction encoder, sect. 2.1-3.3 and 5.4")
     config_class = AstromerConfig
     base_model_class = AstromerModel
     pretraining_class = AstromerForMaskedReconstruction

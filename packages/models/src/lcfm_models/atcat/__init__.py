@@ -52,7 +52,7 @@ class AtcatPlugin(ModelPlugin):
     description = ("ATCAT: causal transformer over multi-band light curves, one token per "
                    "point, bands encoded by central wavelength; next-value mixture-of-Gaussians "
                    "pretraining, early classification, optional metadata token")
-    paper = "003_05ad419fc2efc3e7.txt (ATCAT), sect. 2.2-2.7"
+    paper = ("Tung, ATCAT: Astronomical Timeseries CAusal Transformer (2025), sect. 2.2-2.7")
     config_class = AtcatConfig
     base_model_class = AtcatModel
     pretraining_class = AtcatForNextValuePrediction

@@ -94,6 +94,10 @@ class ElasticcSurvey(SurveyPlugin):
                               f">= 2, got {o['metadata_quantiles']!r}")
         o["metadata_quantiles"] = int(quantiles)
 
+    def simulator(self):
+        from lcfm_surveys.elasticc.simulate import ElasticcSimulator
+        return ElasticcSimulator(self)
+
     def preprocessing(self) -> list[tuple[str, Step]]:
         """ATCAT's window and time origin (sect. 2.1.1) after lcfm's bookkeeping steps.
 

@@ -124,7 +124,8 @@ class KeplerSimulator(SurveySimulator):
         """PDC residuals: a cubic drift of ~50 ppm and thermal ramps after the downlinks."""
         t, m = cadence.time, cadence.m
         x = (t - t[:, :1]) / (t[:, -1:] - t[:, :1]) * 2 - 1
-        drift = sum(col(rng.normal(0, 5e-5, m)) * x ** k for k in (1, 2, 3))
+        c1, c2, c3 = (col(rng.normal(0, 5e-5, m)) for _ in range(3))
+        drift = x * (c1 + x * (c2 + x * c3))
         ramps = ramps_after(t, cadence.events["downlinks"], -log_uniform(rng, 1e-6, 1e-4, m),
                             rng.uniform(0.3, 2.0, m))
         return drift + ramps
