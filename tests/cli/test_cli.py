@@ -34,7 +34,13 @@ def test_models_json_has_parameter_counts():
     listed = {m["name"]: m for m in json.loads(result.stdout)}
     assert set(listed) == set(model_names())
     configs = {c["name"]: c["parameters"] for m in listed.values() for c in m["configurations"]}
-    assert configs["astromer-v1"] == 661_505 and configs["astromer-v2"] == 3_953_409
+    # v2: the paper's 3,953,409 plus the one-value trainable mask token its text describes
+    # (AstromerConfig documents this; mask_token=False gives exactly 3,953,409)
+    assert configs["astromer-v1"] == 661_505 and configs["astromer-v2"] == 3_953_410
+    assert configs["astrafier"] == pytest.approx(8.8e6, rel=0.02)
+    assert configs["astroco-s"] == pytest.approx(5.9e6, rel=0.02)
+    assert configs["astroco-l"] == pytest.approx(15.2e6, rel=0.02)
+    assert configs["atcat"] == pytest.approx(4.1e6, rel=0.02)
 
 
 def test_tables_are_printed():

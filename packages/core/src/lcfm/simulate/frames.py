@@ -73,8 +73,20 @@ def rows_to_frame(rows: list[dict]) -> pl.DataFrame:
 
 
 class SimulationShardWriter(ShardWriter):
-    """`ShardWriter` whose shards are built with `rows_to_frame` (same names, atomic
-    writes and validation)."""
+    """`ShardWriter` whose shards are built with `rows_to_frame` (same names, atomic writes
+    and validation) and that also flushes once `max_points` observations are buffered, so
+    memory stays bounded for long light curves (a Kepler quarter holds ~4,300 points)."""
+
+    def __init__(self, output_dir, rows_per_shard: int = 20_000, max_points: int = 5_000_000):
+        super().__init__(output_dir, rows_per_shard)
+        self.max_points = max_points
+        self._points = 0
+
+    def add(self, row: dict) -> None:
+        self._points += len(row["time"])
+        super().add(row)
+        if self._points >= self.max_points:
+            self.flush()
 
     def flush(self) -> None:
         if not self._rows:
@@ -84,3 +96,4 @@ class SimulationShardWriter(ShardWriter):
         write_frame_atomic(frame, path)
         self.paths.append(path)
         self._rows = []
+        self._points = 0
