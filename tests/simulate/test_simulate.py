@@ -182,8 +182,9 @@ def _features(frame: pl.DataFrame, fmax: float) -> np.ndarray:
                           frame["error"].to_list(), frame["band"].to_list(), strict=True):
         t, y, e = np.asarray(t), np.asarray(y, float), np.asarray(e, float)
         b = np.asarray(b)
-        rows.append(_multi_band_features(t, y, e, b) if len(set(b.tolist())) > 1
-                    else _single_band_features(t, y, e, fmax))
+        with np.errstate(divide="ignore", invalid="ignore"):  # flat periodograms
+            rows.append(_multi_band_features(t, y, e, b) if len(set(b.tolist())) > 1
+                        else _single_band_features(t, y, e, fmax))
     return np.clip(np.nan_to_num(np.asarray(rows, dtype=np.float64)), -1e9, 1e9)
 
 

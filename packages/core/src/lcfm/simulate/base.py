@@ -65,7 +65,7 @@ def balanced_labels(classes: tuple[str, ...], n: int, first_index: int,
                     rng: np.random.Generator) -> np.ndarray:
     """Labels of light curves first_index .. first_index + n - 1: the classes in turn
     (so every class appears once n >= number of classes, and counts differ by at most one
-    over any run), shuffled within the batch."""
+    before any preprocessing rejection), shuffled within the batch."""
     order = (first_index + np.arange(n)) % len(classes)
     return np.asarray(classes, dtype=object)[rng.permutation(order)]
 
@@ -130,7 +130,7 @@ class SurveySimulator:
         meta_columns = {k: (v.tolist() if isinstance(v, np.ndarray) else list(v))
                         for k, v in {**cad.meta, **sim.meta}.items()}
         metas = [dict(zip(meta_columns, values, strict=True))
-                 for values in zip(*meta_columns.values(), strict=True)] or [{}] * cad.m
+                 for values in zip(*meta_columns.values(), strict=True)] or [{} for _ in range(cad.m)]
         rows = []
         for i in range(cad.m):
             keep = cad.mask[i]

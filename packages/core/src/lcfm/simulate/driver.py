@@ -44,6 +44,8 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
         raise ConfigError(f"--n must be at least 1, got {n}")
     if int(seed) < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    if int(rows_per_shard) < 1:
+        raise ConfigError(f"--rows-per-shard must be at least 1, got {rows_per_shard}")
     n, seed = int(n), int(seed)
     simulator = survey.simulator()
     output_dir = Path(output_dir)
