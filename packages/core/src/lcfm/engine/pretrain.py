@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.shards import read_shards
+
+
+SIMULATED_FALLBACK = 512
 
 
 @dataclass
@@ -53,12 +57,24 @@ class PretrainArgs:
 
 
 def _prepare_data(args: PretrainArgs, survey):
-    """The canonical frame: given shards, or the survey's bundled sample ingested once."""
+    """The canonical frame: given shards, or the survey's bundled sample ingested once;
+    a survey that may ship no real sample (ATLAS) pretrains on its simulator instead."""
     if args.data is not None:
         return read_shards(args.data), str(args.data)
+    sample_dir = Path(args.output) / "data"
+    try:
+        survey.sample_path()
+    except ConfigError:
+        from lcfm.simulate import simulate
+
+        if not (sample_dir / "simulation.json").exists():
+            warnings.warn(f"survey {survey.name!r} ships no real sample: pretraining on "
+                          f"{SIMULATED_FALLBACK} simulated light curves (give --data for "
+                          "real data)", stacklevel=2)
+            simulate(survey, SIMULATED_FALLBACK, sample_dir, seed=args.seed)
+        return read_shards(sample_dir), f"{SIMULATED_FALLBACK} simulated {survey.name} curves"
     from lcfm.ingest import ingest
 
-    sample_dir = Path(args.output) / "data"
     if not (sample_dir / "report.json").exists():
         ingest(survey, None, sample_dir, progress=args.progress)
     return read_shards(sample_dir), f"bundled sample of {survey.name}"
