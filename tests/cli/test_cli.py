@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from lcfm.registry import get_survey, model_names, survey_names
 
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from lcfm.losses import class_weights, classification_loss, soft_f1_loss
 from lcfm.metrics import classification_report, reliability
 

@@ -1,9 +1,8 @@
 import warnings
 from importlib.metadata import EntryPoint
 
-import pytest
-
 import lcfm.registry as registry
+import pytest
 from lcfm.exceptions import PluginNotFoundError
 from lcfm.survey import SurveyPlugin
 

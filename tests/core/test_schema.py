@@ -1,7 +1,6 @@
 import numpy as np
 import polars as pl
 import pytest
-
 from lcfm.exceptions import SchemaError
 from lcfm.schema import CANONICAL_SCHEMA, conform, make_frame, validate
 

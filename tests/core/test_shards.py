@@ -3,7 +3,6 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
 from lcfm.data import LightCurveDataset, split_by_object
 from lcfm.exceptions import DataError, SchemaError
 from lcfm.report import IngestReport

@@ -10,7 +10,6 @@ from importlib.metadata import entry_points
 
 import numpy as np
 import pytest
-
 from lcfm.exceptions import ConfigError, InputFileError
 from lcfm.ingest import ingest
 from lcfm.registry import SURVEY_GROUP, clear_cache, get_survey, survey_names

@@ -3,7 +3,6 @@ with different light-curve shapes (sinusoid vs. eclipses), several objects each.
 
 import numpy as np
 import pytest
-
 from lcfm.shards import ShardWriter
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-
 from lcfm.engine.evaluate import embed, evaluate, predict
 from lcfm.engine.finetune import FinetuneArgs, finetune
 from lcfm.engine.save import load_classifier

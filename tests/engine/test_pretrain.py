@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from lcfm.engine import PretrainArgs, pretrain
 from lcfm.registry import get_model
 

@@ -4,7 +4,6 @@ that ships a sample (tiny configurations, a few steps)."""
 import json
 
 import pytest
-
 from lcfm.engine import PretrainArgs, pretrain
 from lcfm.exceptions import ConfigError
 from lcfm.registry import get_model, get_survey, model_names, survey_names

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import yaml
-
 from lcfm.exceptions import ConfigError, DataError, InputFileError, LcfmError
 from lcfm.hub import inspect_model, model_card
 from lcfm.registry import get_model

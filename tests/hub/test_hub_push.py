@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import constants
-from local_hub import LocalHub
-
 from lcfm.hub import HubError, model_card, push
+from local_hub import LocalHub
 
 TOKEN = "hf_local_test_token"
 

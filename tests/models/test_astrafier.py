@@ -9,13 +9,11 @@ import subprocess
 import sys
 import textwrap
 
+import lcfm
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
-
-import lcfm
 from lcfm.exceptions import ConfigError, DataError
 from lcfm_models.astrafier import (
     AstrafierConfig,
@@ -24,6 +22,7 @@ from lcfm_models.astrafier import (
     AstrafierPlugin,
 )
 from lcfm_models.astrafier.modeling_astrafier import AstrafierTimeEncoding
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 LABEL2ID = {"PULSATOR": 0, "NOISE": 1}
 

@@ -9,12 +9,11 @@ import subprocess
 import sys
 import textwrap
 
+import lcfm  # noqa: F401  (registers the Auto classes of every installed model plugin)
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import lcfm  # noqa: F401  (registers the Auto classes of every installed model plugin)
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import get_model
 from lcfm_models.astroco import (

@@ -8,11 +8,10 @@ import subprocess
 import sys
 import textwrap
 
+import lcfm
 import numpy as np
 import pytest
 import torch
-
-import lcfm
 from lcfm.exceptions import ConfigError, DataError
 from lcfm_models.astromer import (
     AstromerConfig,

@@ -12,13 +12,6 @@ import lcfm
 import numpy as np
 import pytest
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-)
-
 from lcfm.exceptions import ConfigError, DataError
 from lcfm_models.atcat import (
     AtcatCollator,
@@ -36,6 +29,12 @@ from lcfm_models.atcat.scaling_atcat import (
     expected_negative_log_prob,
     gaussian_entropy,
     mixture_log_prob,
+)
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
 )
 
 LSST = {"u": 3671.0, "g": 4827.0, "r": 6223.0, "i": 7546.0, "z": 8691.0, "Y": 9712.0}
@@ -211,7 +210,7 @@ def test_layer_one_ignores_points_more_than_one_day_earlier():
     with torch.no_grad():
         a, b = (model(**_batch_without_labels(collate(config, [r])),
                       output_hidden_states=True).hidden_states for r in (row, changed))
-    diff = [(x - y).abs().amax(-1)[0] for x, y in zip(a, b)]  # per layer, per point
+    diff = [(x - y).abs().amax(-1)[0] for x, y in zip(a, b, strict=False)]  # per layer, per point
     assert diff[1][1] > 1e-4 and diff[1][2:].max() < 1e-6  # layer 1: 1-day window
     assert diff[2][2] > 1e-4 and diff[2][5] < 1e-6  # layer 2: 10-day window (15 - 3 > 10)
     assert diff[3][5] > 1e-4  # layer 3 is global

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-
 from lcfm.data import LightCurveDataset
 from lcfm.exceptions import ConfigError
 from lcfm.ingest import ingest

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import get_survey, survey_names
 from lcfm.schema import conform, make_frame, validate
@@ -285,10 +284,9 @@ def test_gaussian_process_variance_is_the_psd_integral():
 
 
 def test_cli_command(tmp_path):
-    from typer.testing import CliRunner
-
     import lcfm_cli.simulate_command  # noqa: F401  registers `simulate` on the app
     from lcfm_cli.main import app
+    from typer.testing import CliRunner
 
     out = tmp_path / "sim"
     result = CliRunner().invoke(app, ["simulate", "--survey", "atlas", "--n", "8", "--output",

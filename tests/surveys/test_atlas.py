@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-
 from lcfm.exceptions import ConfigError, InputFileError
 from lcfm.registry import get_survey, survey_names
 from lcfm.report import IngestReport

@@ -117,7 +117,8 @@ def test_snana_sample_counts_points_and_separators(survey, shared_data, snana_sa
     assert (phot["MJD"] == -777).sum() == 200
     assert report.points_read == sizes.sum() == phot["MJD"].size - 200 == 250776
     assert not report.points_rejected  # no saturation flags, no unknown bands here
-    for row, snid, lo, hi in zip(rows, head["SNID"], head["PTROBS_MIN"], head["PTROBS_MAX"]):
+    for row, snid, lo, hi in zip(rows, head["SNID"], head["PTROBS_MIN"], head["PTROBS_MAX"],
+                                 strict=True):
         assert row["object_id"] == str(snid).strip()
         np.testing.assert_array_equal(row["time"], phot["MJD"][lo - 1:hi])
         np.testing.assert_array_equal(row["value"], phot["FLUXCAL"][lo - 1:hi])
@@ -129,7 +130,7 @@ def test_snana_sample_window_and_time_origin(snana_rows, snana_sample):
     head, phot = snana_sample
     expected_kept = 0
     by_id = {r["object_id"]: r for r in rows}
-    for snid, lo, hi in zip(head["SNID"], head["PTROBS_MIN"], head["PTROBS_MAX"]):
+    for snid, lo, hi in zip(head["SNID"], head["PTROBS_MIN"], head["PTROBS_MAX"], strict=False):
         t, flag = phot["MJD"][lo - 1:hi], phot["PHOTFLAG"][lo - 1:hi]
         t_alert = t[(flag & 2048) != 0].min()  # trigger epoch = first alert (PHOTFLAG 6144)
         kept = np.sort(t[t >= t_alert - 30.0])
@@ -150,7 +151,7 @@ def test_snana_sample_detection_bit_option(survey, shared_data, snana_sample):
     rows, _ = run(survey.with_options(alert_flag="detection"),
                   shared_data / "elasticc" / SNANA_HEAD)
     expected = 0
-    for lo, hi in zip(head["PTROBS_MIN"], head["PTROBS_MAX"]):
+    for lo, hi in zip(head["PTROBS_MIN"], head["PTROBS_MAX"], strict=False):
         t, flag = phot["MJD"][lo - 1:hi], phot["PHOTFLAG"][lo - 1:hi]
         expected += int((t >= t[(flag & 4096) != 0].min() - 30.0).sum())
     assert sum(r["time"].size for r in rows) == expected
@@ -204,11 +205,11 @@ def test_alert_sample_dedup(survey, shared_data):
     assert len(rows) == report.light_curves_written == 518
     assert report.points_read == records.height == 5693 + prv.height
     assert report.points_written == per_object["len"].sum() == 8143
-    expected = dict(zip(per_object["o"].cast(pl.String), per_object["len"]))
+    expected = dict(zip(per_object["o"].cast(pl.String), per_object["len"], strict=False))
     for row in rows:
         assert row["time"].size == expected[row["object_id"]]
         # each observation once: no repeated (time, band)
-        assert len(set(zip(row["time"], row["band"]))) == row["time"].size
+        assert len(set(zip(row["time"], row["band"], strict=False))) == row["time"].size
         assert np.all(np.diff(row["time"]) >= 0) and row["time"][0] == 0.0
         assert row["label"] is None and row["value_kind"] == "flux"
     assert report.points_rejected == {"diaSource repeated in another alert":
@@ -240,7 +241,7 @@ def test_fink_alerts_merge_forced_photometry(survey, shared_data):
     alert = {str(o): t for o, t in first.iter_rows()}
     for row in rows:
         assert row["meta"]["alert_mjd"] == alert[row["object_id"]]  # first diaSource
-        assert len(set(zip(row["time"], row["band"]))) == row["time"].size
+        assert len(set(zip(row["time"], row["band"], strict=False))) == row["time"].size
     meta = rows[0]["meta"]
     assert np.isfinite(meta["mwebv"]) and np.isfinite(meta["hostgal_zphot_q050"])
     without, report = run(survey.with_options(include_forced=False), path)
@@ -348,7 +349,7 @@ def write_pair(folder: Path, stem: str, objects: list[dict], *, band_column="BAN
     kinds = ("head", "phot") if lower else ("HEAD", "PHOT")
     ext = (".fits" if lower else ".FITS") + (".gz" if gz else "")
     paths = []
-    for kind, table in zip(kinds, (head, phot)):
+    for kind, table in zip(kinds, (head, phot), strict=False):
         path = folder / f"{stem}_{kind}{ext}"
         fits.HDUList([primary.copy(), table]).writeto(path)
         paths.append(path)

@@ -10,7 +10,6 @@ import numpy as np
 import polars as pl
 import pytest
 from astropy.io import fits
-
 from lcfm.exceptions import ConfigError, InputFileError
 from lcfm.registry import get_survey
 from lcfm.report import IngestReport

@@ -10,13 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 from astropy.io import fits
-from scipy.ndimage import gaussian_filter1d
-
 from lcfm.exceptions import ConfigError, InputFileError
 from lcfm.registry import get_survey
 from lcfm.report import IngestReport
 from lcfm_surveys._fits import subtract_gaussian_trend
 from lcfm_surveys.tess import TESS_CLASSES, TessQlpSurvey
+from scipy.ndimage import gaussian_filter1d
 
 SPOC_NAME = "tess2018206045859-s0001-0000000358108509-0120-s_lc.fits"
 CADENCE = 30.0 / 1440.0  # QLP primary-mission full-frame images, days

@@ -95,8 +95,9 @@ class SurveyPlugin:
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise ConfigError(f"survey {self.name!r} has no option(s) {unknown}; options: "
-                              f"{', '.join(f'{k}={v!r}' for k, v in self.options.items()) or 'none'}")
+            known = ", ".join(f"{k}={v!r}" for k, v in self.options.items()) or "none"
+            raise ConfigError(f"survey {self.name!r} has no option(s) {unknown}; "
+                              f"options: {known}")
         #: the options in force: defaults overridden by the user's values
         self.opts = {**self.options, **options}
 
@@ -119,8 +120,8 @@ class SurveyPlugin:
         for reader in formats.values():
             if reader.matches(path):
                 return reader
-        raise InputFileError(path, f"not a recognised {self.name} file; formats: "
-                             f"{', '.join(f'{r.name} ({r.description})' for r in formats.values())}")
+        known = ", ".join(f"{r.name} ({r.description})" for r in formats.values())
+        raise InputFileError(path, f"not a recognised {self.name} file; formats: {known}")
 
     def input_files(self, path: Path, fmt: str | None = None) -> list[Path]:
         """Files under `path` (a file or a directory) that some reader understands."""

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
-from scipy.ndimage import gaussian_filter1d
-
 from lcfm.exceptions import ConfigError, InputFileError, LcfmError
 from lcfm.preprocess import filter_points
 from lcfm.report import IngestReport
 from lcfm.survey import Row, Step, Taxonomy
+from scipy.ndimage import gaussian_filter1d
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
 #: astropy warning texts that mean the file is damaged, not merely non-standard

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
 from lcfm.exceptions import ConfigError, InputFileError
 from lcfm.preprocess import drop_nonfinite, error_range, min_points, sort_by_time
 from lcfm.report import IngestReport

@@ -79,8 +79,9 @@ def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
           plot: Path | None = None) -> pl.DataFrame:
     """One embedding vector per object, from the model's pooled (layer-weighted where the
     model defines it) output."""
-    from lcfm.engine.loading import plugin_for_model_type
     from transformers import AutoConfig
+
+    from lcfm.engine.loading import plugin_for_model_type
 
     config = AutoConfig.from_pretrained(model_dir)
     plugin = plugin_for_model_type(config.model_type)

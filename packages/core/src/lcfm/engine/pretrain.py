@@ -28,7 +28,6 @@ from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.shards import read_shards
 
-
 SIMULATED_FALLBACK = 512
 
 

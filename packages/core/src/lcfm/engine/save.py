@@ -53,8 +53,9 @@ def save_classifier(model, output: Path, best_dir: Path, *, lora: bool, merge: b
 def load_classifier(path: Path):
     """(plugin, model) for a fine-tuned classifier folder: a full checkpoint, or a LoRA
     adapter folder with its base in `base/` (adapters applied, not merged)."""
-    from lcfm.engine.loading import plugin_for_model_type
     from transformers import AutoConfig
+
+    from lcfm.engine.loading import plugin_for_model_type
 
     path = Path(path)
     if (path / ADAPTER_CONFIG).exists():

@@ -130,7 +130,8 @@ class SurveySimulator:
         meta_columns = {k: (v.tolist() if isinstance(v, np.ndarray) else list(v))
                         for k, v in {**cad.meta, **sim.meta}.items()}
         metas = [dict(zip(meta_columns, values, strict=True))
-                 for values in zip(*meta_columns.values(), strict=True)] or [{} for _ in range(cad.m)]
+                 for values in zip(*meta_columns.values(), strict=True)]
+        metas = metas or [{} for _ in range(cad.m)]
         rows = []
         for i in range(cad.m):
             keep = cad.mask[i]

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
-
 from lcfm.model_plugin import ModelPlugin
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .collator_astrafier import AstrafierCollator
 from .configuration_astrafier import AstrafierConfig

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-
 from lcfm.exceptions import ConfigError, DataError
 
 from .configuration_astrafier import AstrafierConfig

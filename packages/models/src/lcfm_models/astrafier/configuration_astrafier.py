@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import math
 
-from transformers import PreTrainedConfig
-
 from lcfm.exceptions import ConfigError
+from transformers import PreTrainedConfig
 
 
 class AstrafierConfig(PreTrainedConfig):

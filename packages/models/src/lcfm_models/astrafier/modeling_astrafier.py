@@ -20,14 +20,13 @@ import math
 
 import torch
 import torch.nn.functional as F
+from lcfm.exceptions import DataError
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.utils.generic import can_return_tuple
-
-from lcfm.exceptions import DataError
 
 from .configuration_astrafier import AstrafierConfig
 

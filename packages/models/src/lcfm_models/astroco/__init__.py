@@ -9,6 +9,7 @@ is AstroCo's pretraining model; transformers has no "masked reconstruction" Auto
 
 from __future__ import annotations
 
+from lcfm.model_plugin import ModelPlugin
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -16,7 +17,6 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from lcfm.model_plugin import ModelPlugin
 from lcfm_models.astroco.collator_astroco import AstroCoCollator
 from lcfm_models.astroco.configuration_astroco import AstroCoConfig
 from lcfm_models.astroco.modeling_astroco import (

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-
 from lcfm.exceptions import ConfigError, DataError
+
 from lcfm_models.astroco.configuration_astroco import AstroCoConfig
 
 TASKS = ("pretrain", "classify")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import math
 
-from transformers import PreTrainedConfig
-
 from lcfm.exceptions import ConfigError
+from transformers import PreTrainedConfig
 
 VALUE_NORMALIZATIONS = ("zero_mean", "standardize")
 

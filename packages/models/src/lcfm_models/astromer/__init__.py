@@ -23,14 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from lcfm.model_plugin import ModelPlugin
 from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
 )
-
-from lcfm.model_plugin import ModelPlugin
 
 from .collator_astromer import AstromerCollator
 from .configuration_astromer import AstromerConfig

@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-
 from lcfm.exceptions import ConfigError, DataError
 
 from .configuration_astromer import AstromerConfig

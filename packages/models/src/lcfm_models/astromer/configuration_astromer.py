@@ -3,9 +3,8 @@ shared/papers/001_0ee157db3fd4b444.txt, sect. 2.1-3.3 and 5.4)."""
 
 from __future__ import annotations
 
-from transformers import PreTrainedConfig
-
 from lcfm.exceptions import ConfigError
+from transformers import PreTrainedConfig
 
 _ACTIVATIONS = ("tanh", "relu", "gelu")
 

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from lcfm.exceptions import ConfigError
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
-
-from lcfm.exceptions import ConfigError
 
 from .configuration_astromer import AstromerConfig
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+from lcfm.model_plugin import ModelPlugin
 from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
 )
-
-from lcfm.model_plugin import ModelPlugin
 
 from .collator_atcat import AtcatCollator
 from .configuration_atcat import AtcatConfig

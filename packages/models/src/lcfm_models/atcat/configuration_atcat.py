@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 
-from transformers import PreTrainedConfig
-
 from lcfm.exceptions import ConfigError
+from transformers import PreTrainedConfig
 
 NEXT_VALUE_LOSSES = ("forward_kl", "nll")
 ACTIVATIONS = ("gelu", "silu", "relu")

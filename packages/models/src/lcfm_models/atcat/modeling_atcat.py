@@ -18,12 +18,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+from lcfm.exceptions import ConfigError
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
-
-from lcfm.exceptions import ConfigError
 
 from .attention_atcat import AtcatLayer, build_attention_mask
 from .configuration_atcat import AtcatConfig

@@ -23,7 +23,6 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-
 from lcfm.simulate import Cadence, Simulated, SurveySimulator
 from lcfm.simulate.cadence import nightly_visits
 from lcfm.simulate.noise import MagnitudeNoise

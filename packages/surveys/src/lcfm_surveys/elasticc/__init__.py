@@ -26,7 +26,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from lcfm.exceptions import ConfigError
 from lcfm.preprocess import drop_nonfinite, error_range, min_points, sort_by_time
 from lcfm.survey import Step, SurveyPlugin

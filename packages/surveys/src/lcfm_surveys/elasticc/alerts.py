@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from lcfm.exceptions import InputFileError
 from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row
@@ -175,8 +174,8 @@ class AlertParquetReader(Reader):
         error = points["error"].to_numpy()
         band = normalize_bands(points["band"].to_numpy())
         # points are sorted by object: each object's points are one contiguous block
-        starts = dict(zip(*np.unique(obj, return_index=True)))
-        from_end = dict(zip(*np.unique(obj[::-1], return_index=True)))
+        starts = dict(zip(*np.unique(obj, return_index=True), strict=False))
+        from_end = dict(zip(*np.unique(obj[::-1], return_index=True), strict=False))
         for c in counts.sort(["alert_mjd", "_obj"]).iter_rows(named=True):
             key = c["_obj"]
             report.read(c["n_src"] + c["n_forced"])

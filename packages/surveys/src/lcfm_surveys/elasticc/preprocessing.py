@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from lcfm.preprocess import filter_points
 from lcfm.report import IngestReport
 from lcfm.survey import Row, Step

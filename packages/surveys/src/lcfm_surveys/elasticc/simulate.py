@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-
 from lcfm.simulate import Cadence, Simulated, SurveySimulator
 from lcfm.simulate.cadence import nightly_visits
 from lcfm.simulate.noise import DepthNoise
@@ -61,6 +60,7 @@ from lcfm.simulate.stellar import (
     p_mode_pulsator,
     rr_lyrae,
 )
+
 from lcfm_surveys.elasticc.bands import LSST_WAVELENGTHS
 from lcfm_surveys.elasticc.metadata import METADATA_FEATURES
 from lcfm_surveys.elasticc.taxonomy import ELASTICC_GENTYPES

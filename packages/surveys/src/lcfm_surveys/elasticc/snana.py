@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-
 from lcfm.exceptions import InputFileError, LcfmError
 from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row

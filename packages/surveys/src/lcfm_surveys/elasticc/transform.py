@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.special import ndtri
-
 from lcfm.exceptions import DataError
+from scipy.special import ndtri
 
 from lcfm_surveys.elasticc.metadata import METADATA_FEATURES, feature_matrix
 
@@ -118,7 +117,8 @@ class MetadataQuantileTransform:
             "n_train": self.n_train,
             "features": list(self.features),
             # levels are evenly spaced in [0, 1]: linspace(0, 1, len(quantiles))
-            "quantiles": {f: q.tolist() for f, q in zip(self.features, self.quantiles)},
+            "quantiles": {f: q.tolist()
+                          for f, q in zip(self.features, self.quantiles, strict=True)},
         }
 
     @classmethod

@@ -26,7 +26,6 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-
 from lcfm.simulate import Cadence, Simulated, SurveySimulator
 from lcfm.simulate.cadence import regular_segments
 from lcfm.simulate.noise import PhotonNoise
@@ -52,7 +51,7 @@ def space_photometry_signal(label: str, cadence: Cadence, rng, *, exposure: floa
                             max_period: float, nu_max_range=(8.0, 220.0)) -> tuple:
     """Relative-flux signal (m, L) and params of one ASTRAFier class on a regular-grid
     cadence. `max_period` (days) keeps at least two cycles or eclipses in a light curve."""
-    t, m, length, step = cadence.time, cadence.m, cadence.time.shape[1], cadence.step
+    t, m, _length, step = cadence.time, cadence.m, cadence.time.shape[1], cadence.step
 
     def as_flux(generator):
         def run(times, rng):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from lcfm.preprocess import sort_by_time
 from lcfm.survey import SurveyPlugin, Taxonomy
+
 from lcfm_surveys._fits import (
     catalog_label,
     option_bitmask,

@@ -24,7 +24,6 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-
 from lcfm.simulate import Cadence, Simulated, SurveySimulator
 from lcfm.simulate.cadence import nightly_visits
 from lcfm.simulate.noise import MagnitudeNoise
@@ -37,6 +36,7 @@ from lcfm.simulate.stellar import (
     rr_lyrae,
     semiregular,
 )
+
 from lcfm_surveys.macho.taxonomy import RAW_CODE_TO_CLASS
 
 INSTRUMENTAL_OFFSET = 23.6  # V (or R) minus MACHO instrumental magnitude

@@ -29,10 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
 from lcfm.exceptions import InputFileError
 from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row
+
 from lcfm_surveys._fits import (
     LightCurveTable,
     clean_cadences,

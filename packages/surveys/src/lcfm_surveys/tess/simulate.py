@@ -23,11 +23,11 @@ those of the Kepler simulator with periods kept below ~13 days (two cycles per s
 from __future__ import annotations
 
 import numpy as np
-
 from lcfm.simulate import Cadence, Simulated, SurveySimulator
 from lcfm.simulate.cadence import regular_segments
 from lcfm.simulate.noise import PhotonNoise
 from lcfm.simulate.signals import col, log_uniform
+
 from lcfm_surveys.kepler.simulate import ramps_after, space_photometry_signal
 
 FFI_CADENCE = 30.0 / 1440.0  # days

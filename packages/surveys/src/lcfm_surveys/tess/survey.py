@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from lcfm.preprocess import sort_by_time
 from lcfm.survey import SurveyPlugin, Taxonomy
+
 from lcfm_surveys._fits import (
     catalog_label,
     clip_about_median,
