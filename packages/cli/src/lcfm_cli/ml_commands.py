@@ -88,11 +88,24 @@ def predict(
     = 0,
     batch_size: Annotated[int, typer.Option()] = 64,
     seed: Annotated[int, typer.Option()] = 0,
+    cutoffs: Annotated[str | None, typer.Option(
+        help="Causal models: also classify at these days since the first observation, "
+             "e.g. 1,3,10,30 (written to <output>_early.parquet).")] = None,
+    early: Annotated[bool, typer.Option(
+        help="Causal models: probabilities after every observation (<output>_early.parquet)."
+    )] = False,
 ) -> None:
     """Classify every object: a Parquet catalog with probabilities per class."""
     from lcfm.engine.evaluate import predict as run
+    from lcfm.exceptions import ConfigError
 
-    catalog = run(model, data, output, mc_samples, batch_size, seed)
+    try:
+        days = [float(x) for x in cutoffs.split(",")] if cutoffs else None
+    except ValueError:
+        raise ConfigError(f"--cutoffs {cutoffs!r}: expected numbers separated by commas"
+                          ) from None
+    catalog = run(model, data, output, mc_samples, batch_size, seed, cutoffs=days,
+                  early=early)
     typer.echo(f"{catalog.height} objects classified -> {output}")
 
 

@@ -31,6 +31,9 @@ class ModelPlugin:
     default_configuration: str = ""
     #: keyword arguments of a tiny configuration for tests and smoke runs
     tiny: Mapping = {}
+    #: outputs at a point depend only on earlier points; the classification head accepts
+    #: `return_step_logits=True` (early classification, `lcfm predict --cutoffs`)
+    causal: bool = False
 
     def make_config(self, name: str | None = None, **overrides) -> PreTrainedConfig:
         name = name or self.default_configuration

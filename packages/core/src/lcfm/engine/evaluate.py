@@ -56,10 +56,19 @@ def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) ->
 
 
 def predict(model_dir: Path, data: Path, output: Path, mc_samples: int = 0,
-            batch_size: int = 64, seed: int = 0) -> pl.DataFrame:
+            batch_size: int = 64, seed: int = 0, cutoffs: list[float] | None = None,
+            early: bool = False) -> pl.DataFrame:
     """A Parquet catalog: object_id (once each), predicted class, one probability column
-    per class and, with MC dropout, one standard-deviation column per class."""
+    per class and, with MC dropout, one standard-deviation column per class. With `early`
+    or `cutoffs` (causal models), also `<output stem>_early.parquet`: probabilities after
+    each observation, or at each cutoff in days since the first observation."""
     plugin, model, classes, collate, frame = _classifier_inputs(model_dir, data, seed)
+    if early or cutoffs:
+        from lcfm.engine.early import early_probabilities
+
+        table = early_probabilities(model, plugin, frame, collate, classes, cutoffs,
+                                    batch_size)
+        write_frame_atomic(table, Path(output).with_name(Path(output).stem + "_early.parquet"))
     probs, std = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
                                mc_samples=mc_samples, seed=seed)
     objects, object_probs = per_object(frame, probs)

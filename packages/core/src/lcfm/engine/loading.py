@@ -79,13 +79,17 @@ def lora_targets(model) -> tuple[list[str], list[str]]:
     prefix = model.base_model_prefix
     targets, heads = set(), set()
     for name, module in model.named_modules():
-        if not name:
-            continue
-        top = name.split(".")[0]
-        if top != prefix:
-            heads.add(top)
-        elif isinstance(module, torch.nn.Linear):
+        if name.split(".")[0] == prefix and isinstance(module, torch.nn.Linear):
             targets.add(name.split(".")[-1])
+    containers = (torch.nn.ModuleDict, torch.nn.ModuleList)  # peft saves leaves, not these
+    for name, module in model.named_children():
+        if name == prefix or not any(True for _ in module.parameters()):
+            continue
+        if isinstance(module, containers):
+            heads.update(f"{name}.{child}" for child, sub in module.named_children()
+                         if any(True for _ in sub.parameters()))
+        else:
+            heads.add(name)
     if not targets:
         raise ConfigError(f"{type(model).__name__}: no linear layers in the encoder for LoRA")
     return sorted(targets), sorted(heads)

@@ -52,6 +52,7 @@ class AtcatPlugin(ModelPlugin):
                    "point, bands encoded by central wavelength; next-value mixture-of-Gaussians "
                    "pretraining, early classification, optional metadata token")
     paper = ("Tung, ATCAT: Astronomical Timeseries CAusal Transformer (2025), sect. 2.2-2.7")
+    causal = True
     config_class = AtcatConfig
     base_model_class = AtcatModel
     pretraining_class = AtcatForNextValuePrediction

@@ -1,0 +1,96 @@
+"""pretrain -> finetune (full, frozen, LoRA) -> evaluate -> predict -> embed for every model
+family on simulated data, with tiny configurations (registry-driven)."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from lcfm.engine import PretrainArgs, pretrain
+from lcfm.engine.evaluate import embed, evaluate, predict
+from lcfm.engine.finetune import FinetuneArgs, finetune
+from lcfm.registry import get_model, get_survey, model_names
+from lcfm.simulate import simulate
+
+STEPS = 4
+
+
+def survey_for(plugin) -> str:
+    return "elasticc" if plugin.causal else "macho"  # multi-band flux for the causal model
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    cache = {}
+
+    def get(survey: str, per_class: int = 4):
+        if survey not in cache:
+            plugin = get_survey(survey)
+            path = tmp_path_factory.mktemp(f"sim-{survey}")
+            simulate(plugin, per_class * len(plugin.taxonomy.classes), path, seed=1)
+            cache[survey] = path
+        return cache[survey]
+
+    return get
+
+
+@pytest.mark.parametrize("model", model_names())
+def test_full_pipeline(model, simulated, tmp_path):
+    plugin = get_model(model)
+    survey = survey_for(plugin)
+    data = simulated(survey)
+    tiny = dict(plugin.tiny)
+    start = plugin.default_configuration
+    if plugin.pretraining_class is not None:
+        metrics = pretrain(PretrainArgs(survey=survey, data=data, output=tmp_path / "pre",
+                                        model=start, max_steps=STEPS, batch_size=8,
+                                        progress=False, config_overrides=tiny))
+        assert metrics["steps"] == STEPS
+        start, tiny = str(tmp_path / "pre"), {}
+        table = embed(tmp_path / "pre", data, tmp_path / "pre_emb.parquet")
+        assert table["object_id"].n_unique() == table.height
+
+    common = dict(data=data, model=start, max_steps=STEPS, batch_size=8, progress=False,
+                  config_overrides=tiny)
+    runs = {
+        "full": finetune(FinetuneArgs(output=tmp_path / "full", **common)),
+        "frozen": finetune(FinetuneArgs(output=tmp_path / "frozen", freeze_encoder=True,
+                                        **common)),
+        "lora": finetune(FinetuneArgs(output=tmp_path / "lora", lora=True, merge_lora=True,
+                                      **common)),
+    }
+    n_classes = len(get_survey(survey).taxonomy.classes)
+    for name, summary in runs.items():
+        assert summary["steps"] == STEPS, name
+        assert len(summary["classes"]) == n_classes, name
+        assert summary["test"] is not None and 0 <= summary["test"]["macro_f1"] <= 1, name
+    assert runs["frozen"]["parameters"] == runs["full"]["parameters"]
+
+    n_objects = pl.read_parquet(list(data.glob("part-*.parquet")))["object_id"].n_unique()
+    report = evaluate(tmp_path / "full", data, tmp_path / "eval")
+    matrix = np.array(report["confusion_matrix"]["rows_true_columns_predicted"])
+    assert matrix.sum() == report["objects"] == n_objects
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["macro_f1"] \
+        == pytest.approx(report["macro_f1"])
+
+    catalog = predict(tmp_path / "full", data, tmp_path / "cat.parquet", mc_samples=2,
+                      cutoffs=[5.0, 30.0] if plugin.causal else None)
+    assert catalog.height == catalog["object_id"].n_unique() == n_objects
+    probs = catalog.select(pl.col("^p_.*$")).to_numpy()
+    assert probs.shape[1] == n_classes and np.allclose(probs.sum(1), 1, atol=1e-5)
+    if plugin.causal:
+        early = pl.read_parquet(tmp_path / "cat_early.parquet")
+        assert set(early["days"].unique()) <= {5.0, 30.0}
+        at_30 = early.filter(pl.col("days") == 30.0)
+        assert at_30["object_id"].n_unique() == n_objects
+        assert (at_30["points"] >= early.filter(pl.col("days") == 5.0)["points"].min()).all()
+
+    # the LoRA adapter applied to its base predicts what the merged model predicts
+    a = predict(tmp_path / "lora", data, tmp_path / "a.parquet").sort("object_id")
+    b = predict(tmp_path / "lora" / "merged", data, tmp_path / "b.parquet").sort("object_id")
+    assert np.allclose(a.select(pl.col("^p_.*$")).to_numpy(),
+                       b.select(pl.col("^p_.*$")).to_numpy(), atol=1e-4)
+
+    vectors = embed(tmp_path / "full", data, tmp_path / "emb.parquet", plot=tmp_path / "e.png")
+    assert vectors.height == n_objects and (tmp_path / "e.png").stat().st_size > 0
