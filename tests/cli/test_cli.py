@@ -11,7 +11,7 @@ from lcfm.registry import get_survey, model_names, survey_names
 
 def lcfm(*args, cwd=None):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "lcfm_cli.main", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "lcfm_cli", *args], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=300)
 
 

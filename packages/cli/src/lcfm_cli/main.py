@@ -153,5 +153,7 @@ def main() -> None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the commands register on lcfm_cli.main's app, not __main__'s
+    from lcfm_cli.main import main as entry
+
+    entry()
