@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import polars as pl
-
 from lcfm.registry import get_model
 
 

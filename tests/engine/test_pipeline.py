@@ -6,7 +6,6 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
 from lcfm.engine import PretrainArgs, pretrain
 from lcfm.engine.evaluate import embed, evaluate, predict
 from lcfm.engine.finetune import FinetuneArgs, finetune

@@ -34,6 +34,9 @@ class ModelPlugin:
     #: outputs at a point depend only on earlier points; the classification head accepts
     #: `return_step_logits=True` (early classification, `lcfm predict --cutoffs`)
     causal: bool = False
+    #: encoder parameters (name suffixes) that stay trainable with --freeze-encoder, e.g.
+    #: Astromer 2's layer weights, which the paper trains with the classifier (sect. 5.4)
+    trainable_when_frozen: tuple[str, ...] = ()
 
     def make_config(self, name: str | None = None, **overrides) -> PreTrainedConfig:
         name = name or self.default_configuration

@@ -140,7 +140,7 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     label2id = model.config.label2id
     model.config.lcfm_survey, model.config.lcfm_bands = survey_name, bands
     if args.freeze_encoder:
-        loading.freeze_encoder(model)
+        loading.freeze_encoder(model, plugin.trainable_when_frozen)
     base_parameters = loading.count_parameters(model)
     if args.lora:
         model = loading.apply_lora(model, rank=args.lora_rank)

@@ -68,9 +68,10 @@ def parameter_groups(model, lr_encoder: float, lr_head: float, weight_decay: flo
     return [dict(g, weight_decay=weight_decay) for g in groups if g["params"]]
 
 
-def freeze_encoder(model) -> None:
-    for param in getattr(model, model.base_model_prefix).parameters():
-        param.requires_grad_(False)
+def freeze_encoder(model, keep_trainable: tuple[str, ...] = ()) -> None:
+    """Freeze the encoder, except parameters whose names end with one of `keep_trainable`."""
+    for name, param in getattr(model, model.base_model_prefix).named_parameters():
+        param.requires_grad_(name.endswith(keep_trainable) if keep_trainable else False)
 
 
 def lora_targets(model) -> tuple[list[str], list[str]]:

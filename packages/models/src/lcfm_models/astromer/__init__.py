@@ -73,6 +73,7 @@ class AstromerPlugin(ModelPlugin):
                    "reconstruction")
     paper = ("Donoso-Oliva et al., Astromer 2: light-curve embeddings with a BERT-style "
              "masked-reconstruction encoder, sect. 2.1-3.3 and 5.4")
+    trainable_when_frozen = ("layer_weights",)  # sect. 5.4: trained with the classifier
     config_class = AstromerConfig
     base_model_class = AstromerModel
     pretraining_class = AstromerForMaskedReconstruction
