@@ -93,3 +93,24 @@ def test_full_pipeline(model, simulated, tmp_path):
 
     vectors = embed(tmp_path / "full", data, tmp_path / "emb.parquet", plot=tmp_path / "e.png")
     assert vectors.height == n_objects and (tmp_path / "e.png").stat().st_size > 0
+
+
+def test_metadata_token_from_training_rows(simulated, tmp_path):
+    """ATCAT with its metadata token: the survey's encoder is fitted on training rows,
+    saved beside the model, and applied again at prediction."""
+    causal = [m for m in model_names() if get_model(m).causal]
+    if not causal:
+        pytest.skip("no causal model with a metadata token installed")
+    plugin = get_model(causal[0])
+    data = simulated("elasticc")
+    pretrain(PretrainArgs(survey="elasticc", data=data, output=tmp_path / "pre",
+                          model=plugin.default_configuration, max_steps=2, batch_size=8,
+                          progress=False, metadata=True, config_overrides=dict(plugin.tiny)))
+    config = json.loads((tmp_path / "pre" / "config.json").read_text())
+    assert config["metadata_dim"] > 0 and (tmp_path / "pre" / "metadata_encoder.json").exists()
+    summary = finetune(FinetuneArgs(data=data, model=str(tmp_path / "pre"),
+                                    output=tmp_path / "clf", max_steps=2, batch_size=8,
+                                    progress=False))
+    assert summary["steps"] == 2 and (tmp_path / "clf" / "metadata_encoder.json").exists()
+    catalog = predict(tmp_path / "clf", data, tmp_path / "cat.parquet")
+    assert np.allclose(catalog.select(pl.col("^p_.*$")).to_numpy().sum(1), 1, atol=1e-5)

@@ -117,6 +117,8 @@ def pretrain(
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    metadata: Annotated[bool, typer.Option(
+        help="Feed each object's metadata to models with a metadata token (ATCAT).")] = False,
     config: Annotated[list[str] | None, typer.Option(
         help="Config override key=value (repeatable), e.g. num_layers=2.")] = None,
 ) -> None:
@@ -127,7 +129,7 @@ def pretrain(
     metrics = run_pretrain(PretrainArgs(
         survey=survey, output=output, data=data, model=model, max_steps=max_steps,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, resume=resume,
-        config_overrides=parse_options(config or [])))
+        metadata=metadata, config_overrides=parse_options(config or [])))
     val = metrics["validation"][-1]["loss"] if metrics["validation"] else None
     typer.echo(f"{metrics['steps']} steps: loss {metrics['first_loss']:.4f} -> "
                f"{metrics['final_loss']:.4f}" + (f", validation {val:.4f}" if val else "")

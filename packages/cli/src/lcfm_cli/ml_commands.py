@@ -37,6 +37,8 @@ def finetune(
     patience: Annotated[int, typer.Option(help="Early-stopping patience (evaluations).")] = 5,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    metadata: Annotated[bool, typer.Option(
+        help="Feed each object's metadata to models with a metadata token (ATCAT).")] = False,
     config: Annotated[list[str] | None, typer.Option(
         help="Config override key=value (repeatable).")] = None,
 ) -> None:
@@ -49,7 +51,7 @@ def finetune(
         freeze_encoder=freeze_encoder, samples_per_class=spc, folds=folds,
         max_steps=max_steps, batch_size=batch_size, loss=loss, balanced=balanced,
         augment=augment or [], lr_encoder=lr_encoder, lr_head=lr_head, patience=patience,
-        seed=seed, resume=resume, config_overrides=parse_options(config or [])))
+        seed=seed, resume=resume, metadata=metadata, config_overrides=parse_options(config or [])))
     if "test_macro_f1_mean" in summary:
         typer.echo(f"{folds} folds, {spc} per class: test macro F1 "
                    f"{summary['test_macro_f1_mean']:.3f} +- {summary['test_macro_f1_std']:.3f}")

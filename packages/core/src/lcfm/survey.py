@@ -154,6 +154,16 @@ class SurveyPlugin:
                 return None
         return row
 
+    def fit_metadata(self, frame):
+        """A fitted metadata encoder for models with a metadata token (ATCAT sect. 2.2.2),
+        fitted on the training rows `frame`: an object with `encode(frame) -> (rows, dim)
+        float32` and `to_dict()`; `load_metadata(dict)` restores it. None: the survey has
+        no per-object metadata."""
+        return None
+
+    def load_metadata(self, state: dict):
+        raise ConfigError(f"survey {self.name!r} has no metadata encoder")
+
     def post_ingest(self, output_dir: Path, frame) -> None:
         """Called once after all shards are written (e.g. to fit and save a metadata
         transform next to the dataset). `frame` is the canonical Polars frame written."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from lcfm.engine.metadata import load_encoder, with_metadata
 from lcfm.engine.predict import embed_frame, per_object, predict_frame
 from lcfm.engine.save import load_classifier
 from lcfm.exceptions import DataError
@@ -27,7 +28,8 @@ def _classifier_inputs(model_dir: Path, data: Path, seed: int = 0):
     collate = plugin.collator(config, task="classify", train=False,
                               bands=getattr(config, "lcfm_bands", None) or {},
                               label2id={c: i for i, c in enumerate(classes)}, seed=seed)
-    return plugin, model, classes, collate, read_shards(data)
+    frame = with_metadata(read_shards(data), load_encoder(model_dir), config)
+    return plugin, model, classes, collate, frame
 
 
 def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) -> dict:
@@ -95,7 +97,7 @@ def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
     config = AutoConfig.from_pretrained(model_dir)
     plugin = plugin_for_model_type(config.model_type)
     model = plugin.base_model_class.from_pretrained(model_dir)
-    frame = read_shards(data)
+    frame = with_metadata(read_shards(data), load_encoder(model_dir), config)
     # classify-mode collation without labels: whole light curves, no masking
     collate = plugin.collator(config, task="classify", train=False,
                               bands=getattr(config, "lcfm_bands", None) or {},

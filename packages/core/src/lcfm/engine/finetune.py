@@ -28,6 +28,7 @@ from lcfm.data import LightCurveDataset
 from lcfm.engine import loading
 from lcfm.engine.batching import BalancedStepBatches, StepBatches
 from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcfm.engine.metadata import fit_encoder, load_encoder, save_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.losses import class_weights, classification_loss
@@ -64,6 +65,7 @@ class FinetuneArgs:
     patience: int = 5  # evaluations without a better validation macro F1
     seed: int = 0
     resume: bool = False
+    metadata: bool = False  # see PretrainArgs.metadata; on by itself after such pretraining
     stop_after: int = 0
     progress: bool = True
     config_overrides: dict = field(default_factory=dict)
@@ -132,6 +134,10 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
         raise DataError(f"{args.data}: training needs at least two classes, found "
                         f"{class_names}")
     plugin, config, checkpoint = loading.resolve(args.model, args.config_overrides)
+    encoder = load_encoder(checkpoint) if checkpoint is not None else None
+    if encoder is None and args.metadata:
+        encoder = fit_encoder(survey_name, config, parts["train"], checkpoint is None)
+    parts = {k: with_metadata(v, encoder, config) for k, v in parts.items()}
     set_seed(args.seed)
     train_set = LightCurveDataset(parts["train"])
     if checkpoint is None:
@@ -211,6 +217,8 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     if args.stop_after and state["step"] < args.max_steps and state["stale"] < args.patience:
         save_checkpoint(accelerator, output, state)
         return {"steps": state["step"], "interrupted": True}
+    if encoder is not None:
+        save_encoder(encoder, survey_name, output)
     return _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
                    label2id, state, output, best_dir, base_parameters, survey_name)
 

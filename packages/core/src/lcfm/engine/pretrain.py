@@ -24,6 +24,7 @@ from transformers import get_cosine_schedule_with_warmup
 from lcfm.data import LightCurveDataset, split_by_object
 from lcfm.engine.batching import StepBatches, evaluation_batches
 from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcfm.engine.metadata import fit_encoder, save_encoder, with_metadata
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.shards import read_shards
@@ -48,6 +49,8 @@ class PretrainArgs:
     eval_every: int = 0  # 0: ten evaluations per run
     checkpoint_every: int = 0  # 0: at every evaluation
     resume: bool = False
+    #: give the model each object's encoded metadata (models with a metadata token)
+    metadata: bool = False
     #: stop (with a checkpoint) after this global step, keeping the schedule of max_steps:
     #: trains a long run in chunks, and is how tests interrupt a run
     stop_after: int = 0
@@ -112,6 +115,11 @@ def pretrain(args: PretrainArgs) -> dict:
     set_seed(args.seed)
     accelerator = Accelerator()
     config = plugin.make_config(config_name, **args.config_overrides)
+    encoder = None
+    if args.metadata:
+        encoder = fit_encoder(survey.name, config, train_frame, fresh_model=True)
+        train_frame = with_metadata(train_frame, encoder, config)
+        val_frame = with_metadata(val_frame, encoder, config)
     train_set = LightCurveDataset(train_frame)
     config = plugin.prepare_config(config, train_set)
     model = plugin.pretraining_class(config)
@@ -192,6 +200,8 @@ def pretrain(args: PretrainArgs) -> dict:
         unwrapped.config.lcfm_survey = survey.name
         unwrapped.config.lcfm_bands = {b: float(w) for b, w in survey.bands.items()}
         unwrapped.save_pretrained(output, safe_serialization=True)
+        if encoder is not None:
+            save_encoder(encoder, survey.name, output)
         (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         (output / "loss_history.json").write_text(json.dumps(state["history"]) + "\n")
         from lcfm.plots import plot_loss_curve

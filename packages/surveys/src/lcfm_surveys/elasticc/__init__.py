@@ -115,6 +115,18 @@ class ElasticcSurvey(SurveyPlugin):
             ("shift_time", shift_time_to_first_point()),
         ]
 
+    def fit_metadata(self, frame):
+        """The quantile transform fitted on training rows, as a metadata encoder."""
+        from .transform import MetadataEncoder
+
+        return MetadataEncoder(fit_metadata_transform(
+            frame, n_quantiles=self.opts["metadata_quantiles"]))
+
+    def load_metadata(self, state: dict):
+        from .transform import MetadataEncoder, MetadataQuantileTransform
+
+        return MetadataEncoder(MetadataQuantileTransform.from_dict(state))
+
     def post_ingest(self, output_dir: Path, frame) -> None:
         """Fit the normal-output quantile transform of the metadata on the ingested light
         curves and save it as `elasticc_metadata_transform.json` in `output_dir`.

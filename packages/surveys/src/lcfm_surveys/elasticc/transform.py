@@ -188,3 +188,17 @@ def apply_metadata_transform(transform, metas) -> MetadataEncoding:
     if isinstance(metas, pl.DataFrame) and "meta" in metas.columns:
         metas = metas["meta"]
     return transform.transform_meta(metas)
+
+
+class MetadataEncoder:
+    """The survey-plugin metadata encoder (`SurveyPlugin.fit_metadata`): frames -> the
+    (rows, 4 f) array of transformed values and NaN/+inf/-inf indicators."""
+
+    def __init__(self, transform: MetadataQuantileTransform):
+        self.transform = transform
+
+    def encode(self, frame) -> np.ndarray:
+        return apply_metadata_transform(self.transform, frame).as_array()
+
+    def to_dict(self) -> dict:
+        return self.transform.to_dict()
