@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from astropy.io import fits
 from lcfm.exceptions import ConfigError, DataError, InputFileError
-from lcfm.ingest import ingest
+from lcfm.ingest import ingest, read_rows
 from lcfm.registry import get_survey
 from lcfm.report import IngestReport
 from lcfm.shards import read_shards
@@ -46,16 +46,8 @@ WINDOW = "more than 30 days before the first alert"
 
 
 def run(survey, path, fmt=None):
-    """A minimal ingest driver: read, preprocess, count; returns (rows kept, report)."""
-    report, rows = IngestReport(survey.name), []
-    for file in survey.input_files(Path(path), fmt):
-        for row in survey.reader_for(file, fmt).read(file, report):
-            row = survey.preprocess(row, report)
-            if row is not None:
-                rows.append(row)
-                report.written(row["time"].size)
-    assert report.balanced, report.to_dict()
-    return rows, report
+    """Read, preprocess, count (balanced): (rows kept, report)."""
+    return read_rows(survey, Path(path), fmt=fmt)
 
 
 def read_raw(survey, path):

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 from lcfm.exceptions import ConfigError, InputFileError
+from lcfm.ingest import read_rows
 from lcfm.registry import get_survey
 from lcfm.report import IngestReport
 from lcfm_surveys.macho import MachoSurvey
@@ -28,16 +29,8 @@ EXPORT = "macho_export_rrc_sample.csv"
 
 
 def run(survey, path, fmt=None):
-    """A minimal ingest driver: read, preprocess, count; returns (rows kept, report)."""
-    report, rows = IngestReport(survey.name), []
-    for file in survey.input_files(Path(path), fmt):
-        for row in survey.reader_for(file, fmt).read(file, report):
-            row = survey.preprocess(row, report)
-            if row is not None:
-                rows.append(row)
-                report.written(row["time"].size)
-    assert report.balanced, report.to_dict()
-    return rows, report
+    """Read, preprocess, count (balanced): (rows kept, report)."""
+    return read_rows(survey, Path(path), fmt=fmt)
 
 
 def expected_chain(t, m, e):

@@ -38,6 +38,29 @@ class ModelPlugin:
     #: Astromer 2's layer weights, which the paper trains with the classifier (sect. 5.4)
     trainable_when_frozen: tuple[str, ...] = ()
 
+    @classmethod
+    def register_auto_classes(cls) -> None:
+        """Register the plugin's classes with transformers' Auto classes (AutoConfig,
+        AutoModel, AutoModelForSequenceClassification, and AutoModelForPreTraining for the
+        self-supervised head, since transformers has no Auto class for masked
+        reconstruction or next-value prediction). Plugin modules call this at import;
+        never `register_for_auto_class`, which is the trust_remote_code path."""
+        from transformers import (
+            AutoConfig,
+            AutoModel,
+            AutoModelForPreTraining,
+            AutoModelForSequenceClassification,
+        )
+
+        AutoConfig.register(cls.config_class.model_type, cls.config_class, exist_ok=True)
+        AutoModel.register(cls.config_class, cls.base_model_class, exist_ok=True)
+        if cls.classification_class is not None:
+            AutoModelForSequenceClassification.register(
+                cls.config_class, cls.classification_class, exist_ok=True)
+        if cls.pretraining_class is not None:
+            AutoModelForPreTraining.register(cls.config_class, cls.pretraining_class,
+                                             exist_ok=True)
+
     def make_config(self, name: str | None = None, **overrides) -> PreTrainedConfig:
         name = name or self.default_configuration
         if name == "tiny":

@@ -48,6 +48,20 @@ class StepBatches:
             yield step, self.batch(step)
 
 
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def optimiser_step(accelerator, model, loss, optimizer, scheduler, max_grad_norm: float):
+    """Backward pass, optional gradient clipping, optimiser and schedule step."""
+    accelerator.backward(loss)
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+
+
 def evaluation_batches(dataset, batch_size: int, collate: Callable, seed: int = 0):
     """Every row once, in order, with a fixed collator seed (same masks every evaluation)."""
     for start in range(0, len(dataset), batch_size):

@@ -11,7 +11,7 @@ import polars as pl
 import torch
 
 from lcfm.data import LightCurveDataset
-from lcfm.engine.batching import evaluation_batches
+from lcfm.engine.batching import evaluation_batches, to_device
 from lcfm.exceptions import ConfigError
 
 
@@ -33,7 +33,7 @@ def early_probabilities(model, plugin, frame: pl.DataFrame, collate, classes: li
     row = 0
     for batch in evaluation_batches(dataset, batch_size, collate):
         batch.pop("labels", None)
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = to_device(batch, device)
         out = model(**batch, return_step_logits=True)
         probs = out.step_logits[..., :len(classes)].float().softmax(-1).cpu().numpy()
         mask = batch["attention_mask"].bool().cpu().numpy()

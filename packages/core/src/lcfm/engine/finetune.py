@@ -26,7 +26,7 @@ from transformers import get_cosine_schedule_with_warmup
 from lcfm.augment import Augmenter
 from lcfm.data import LightCurveDataset
 from lcfm.engine import loading
-from lcfm.engine.batching import BalancedStepBatches, StepBatches
+from lcfm.engine.batching import BalancedStepBatches, StepBatches, optimiser_step, to_device
 from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
 from lcfm.engine.metadata import fit_encoder, load_encoder, save_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
@@ -184,17 +184,11 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
                disable=None if args.progress else True)  # None: only on a terminal
     model.train()
     for step, batch in batches.iterate(state["step"], stop):
-        labels = batch.pop("labels").to(accelerator.device)
-        batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
-                 for k, v in batch.items()}
+        batch = to_device(batch, accelerator.device)
+        labels = batch.pop("labels")
         logits = model(**batch).logits[:, :len(class_names)]
         loss = classification_loss(args.loss, logits, labels, weights)
-        accelerator.backward(loss)
-        if args.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
+        optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
         state["step"] = step + 1
         state["history"].append({"step": step + 1, "loss": float(loss.detach())})
         bar.update(1)

@@ -8,7 +8,7 @@ import polars as pl
 import torch
 
 from lcfm.data import LightCurveDataset
-from lcfm.engine.batching import evaluation_batches
+from lcfm.engine.batching import evaluation_batches, to_device
 
 
 def _enable_dropout(model) -> None:
@@ -33,7 +33,7 @@ def predict_frame(model, plugin, frame: pl.DataFrame, collate, n_classes: int,
         chunks = []
         for batch in evaluation_batches(dataset, batch_size, collate, seed):
             batch.pop("labels", None)
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = to_device(batch, device)
             logits = model(**batch).logits[:, :n_classes].float()
             chunks.append(logits.softmax(-1).cpu().numpy())
         runs.append(np.concatenate(chunks))

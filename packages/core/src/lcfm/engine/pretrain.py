@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from lcfm.data import LightCurveDataset, split_by_object
-from lcfm.engine.batching import StepBatches, evaluation_batches
+from lcfm.engine.batching import StepBatches, evaluation_batches, optimiser_step, to_device
 from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
 from lcfm.engine.metadata import fit_encoder, save_encoder, with_metadata
 from lcfm.exceptions import ConfigError, DataError
@@ -88,7 +88,7 @@ def evaluate_loss(model, dataset, collate, batch_size, device, seed) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in evaluation_batches(dataset, batch_size, collate, seed):
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = to_device(batch, device)
             n = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
             total += float(model(**batch).loss) * n
             count += n
@@ -151,15 +151,8 @@ def pretrain(args: PretrainArgs) -> dict:
     model.train()
     stop = min(args.stop_after or args.max_steps, args.max_steps)
     for step, batch in batches.iterate(state["step"], stop):
-        batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
-                 for k, v in batch.items()}
-        loss = model(**batch).loss
-        accelerator.backward(loss)
-        if args.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
+        loss = model(**to_device(batch, accelerator.device)).loss
+        optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
         state["step"] = step + 1
         state["history"].append({"step": step + 1, "loss": float(loss.detach()),
                                  "lr": scheduler.get_last_lr()[0]})

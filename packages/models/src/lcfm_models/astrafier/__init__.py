@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lcfm.model_plugin import ModelPlugin
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .collator_astrafier import AstrafierCollator
 from .configuration_astrafier import AstrafierConfig
@@ -21,11 +20,6 @@ from .modeling_astrafier import (
     AstrafierModel,
     AstrafierPreTrainedModel,
 )
-
-AutoConfig.register(AstrafierConfig.model_type, AstrafierConfig, exist_ok=True)
-AutoModel.register(AstrafierConfig, AstrafierModel, exist_ok=True)
-AutoModelForSequenceClassification.register(AstrafierConfig, AstrafierForSequenceClassification,
-                                            exist_ok=True)
 
 
 class AstrafierPlugin(ModelPlugin):
@@ -77,6 +71,8 @@ class AstrafierPlugin(ModelPlugin):
         return AstrafierCollator(config, task=task, train=train, label2id=label2id, seed=seed,
                                  pad_to_max_length=pad_to_max_length)
 
+
+AstrafierPlugin.register_auto_classes()
 
 __all__ = [
     "AstrafierCollator", "AstrafierConfig", "AstrafierForSequenceClassification",

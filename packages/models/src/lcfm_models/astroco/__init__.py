@@ -10,12 +10,6 @@ is AstroCo's pretraining model; transformers has no "masked reconstruction" Auto
 from __future__ import annotations
 
 from lcfm.model_plugin import ModelPlugin
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-)
 
 from lcfm_models.astroco.collator_astroco import AstroCoCollator
 from lcfm_models.astroco.configuration_astroco import AstroCoConfig
@@ -28,12 +22,6 @@ from lcfm_models.astroco.modeling_astroco import (
     AstroCoPreTrainedModel,
     AstroCoSequenceClassifierOutput,
 )
-
-AutoConfig.register(AstroCoConfig.model_type, AstroCoConfig, exist_ok=True)
-AutoModel.register(AstroCoConfig, AstroCoModel, exist_ok=True)
-AutoModelForPreTraining.register(AstroCoConfig, AstroCoForMaskedReconstruction, exist_ok=True)
-AutoModelForSequenceClassification.register(
-    AstroCoConfig, AstroCoForSequenceClassification, exist_ok=True)
 
 
 class AstroCoPlugin(ModelPlugin):
@@ -60,6 +48,8 @@ class AstroCoPlugin(ModelPlugin):
         return AstroCoCollator(config, task=task, train=train, bands=bands,
                                label2id=label2id, seed=seed)
 
+
+AstroCoPlugin.register_auto_classes()
 
 __all__ = [
     "AstroCoCollator", "AstroCoConfig", "AstroCoForMaskedReconstruction",

@@ -15,8 +15,7 @@ Importing this module registers, with no `trust_remote_code`:
 `import lcfm` imports every installed model plugin, so this is enough::
 
     import lcfm
-    from transformers import AutoModel
-    encoder = AutoModel.from_pretrained("path/to/checkpoint")
+        encoder = AutoModel.from_pretrained("path/to/checkpoint")
 """
 
 from __future__ import annotations
@@ -24,12 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lcfm.model_plugin import ModelPlugin
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-)
 
 from .collator_astromer import AstromerCollator
 from .configuration_astromer import AstromerConfig
@@ -44,12 +37,6 @@ from .modeling_astromer import (
     time_positional_encoding,
     uncertainty_weights,
 )
-
-AutoConfig.register(AstromerConfig.model_type, AstromerConfig, exist_ok=True)
-AutoModel.register(AstromerConfig, AstromerModel, exist_ok=True)
-AutoModelForPreTraining.register(AstromerConfig, AstromerForMaskedReconstruction, exist_ok=True)
-AutoModelForSequenceClassification.register(AstromerConfig, AstromerForSequenceClassification,
-                                            exist_ok=True)
 
 #: Astromer 1 (sect. 2): 2 blocks, FFN 128 tanh, no residual path, zero-masking, eq. 4 loss.
 ASTROMER_V1 = dict(
@@ -94,6 +81,8 @@ class AstromerPlugin(ModelPlugin):
         `bands` is not used: Astromer takes every observation as one band."""
         return AstromerCollator(config, task=task, train=train, label2id=label2id, seed=seed)
 
+
+AstromerPlugin.register_auto_classes()
 
 __all__ = [
     "ASTROMER_V1", "ASTROMER_V2", "AstromerCollator", "AstromerConfig",

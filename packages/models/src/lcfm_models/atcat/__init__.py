@@ -13,12 +13,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 from lcfm.model_plugin import ModelPlugin
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-)
 
 from .collator_atcat import AtcatCollator
 from .configuration_atcat import AtcatConfig
@@ -38,12 +32,6 @@ from .scaling_atcat import (
     squash_flux,
     unsquash_flux,
 )
-
-AutoConfig.register(AtcatConfig.model_type, AtcatConfig, exist_ok=True)
-AutoModel.register(AtcatConfig, AtcatModel, exist_ok=True)
-AutoModelForSequenceClassification.register(AtcatConfig, AtcatForSequenceClassification,
-                                            exist_ok=True)
-AutoModelForPreTraining.register(AtcatConfig, AtcatForNextValuePrediction, exist_ok=True)
 
 
 class AtcatPlugin(ModelPlugin):
@@ -95,6 +83,8 @@ class AtcatPlugin(ModelPlugin):
             flux, config.num_mixture_components, prescale=config.flux_prescale))
         return config
 
+
+AtcatPlugin.register_auto_classes()
 
 __all__ = [
     "AtcatCollator", "AtcatConfig", "AtcatForNextValuePrediction",
