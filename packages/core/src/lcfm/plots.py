@@ -27,6 +27,9 @@ def plot_loss_curve(history: list[dict], validation: list[dict], path: Path,
                 label="validation")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
+    losses = [h["loss"] for h in history if h["loss"] > 0]
+    if losses and max(losses) > 20 * min(losses):  # early spikes would flatten the rest
+        ax.set_yscale("log")
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
