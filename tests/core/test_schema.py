@@ -62,3 +62,16 @@ def test_rows_without_meta_still_write(tmp_path):
         writer.add(row("a", meta={}))
         writer.add(row("b", meta=None))
     assert read_shards(tmp_path).height == 2
+
+
+def test_make_frame_keeps_every_value_and_band():
+    rows = [row("a", n=4, band=np.array(["g", "r", "g", "Y"]), label="Ia"),
+            row("b", n=2, band=np.array(["Y", "Y"])),
+            row("c", n=3, value=[1.5, 2.5, 3.5], time=[0.0, 1.0, 2.0])]
+    frame = conform(make_frame(rows))
+    assert frame["band"].cast(pl.List(pl.String)).to_list() == [
+        ["g", "r", "g", "Y"], ["Y", "Y"], ["g", "g", "g"]]
+    assert frame["value"].to_list()[2] == [1.5, 2.5, 3.5]
+    assert frame["time"].to_list()[0] == [0.0, 1.0, 2.0, 3.0]
+    assert frame["label"].to_list() == ["Ia", None, None]
+    assert frame["meta"].struct.field("ra").to_list() == [1.0, 1.0, 1.0]

@@ -10,11 +10,10 @@ import polars as pl
 import pytest
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import get_survey, survey_names
-from lcfm.schema import conform, make_frame, validate
+from lcfm.schema import validate
 from lcfm.shards import read_shards, shard_paths
 from lcfm.simulate import SUMMARY_FILE, simulate
 from lcfm.simulate.cadence import cadence_statistics
-from lcfm.simulate.frames import rows_to_frame
 from lcfm.simulate.signals import distance_modulus, gaussian_process_on_grid, grid_frequencies
 from lcfm.survey import SurveyPlugin
 
@@ -261,17 +260,6 @@ def test_bad_arguments_and_missing_simulator(tmp_path):
     with pytest.raises(ConfigError, match="survey 'nosim' has no simulator"):
         simulate(NoSimulator(), 3, tmp_path)
 
-
-def test_fast_frames_equal_make_frame():
-    rows = [{"object_id": f"o{i}", "survey": "s", "time": np.arange(3 + i, dtype=float),
-             "value": np.ones(3 + i, np.float32) * i, "error": np.full(3 + i, 0.1, np.float32),
-             "band": np.array(["g", "r", "g", "Y", "r"][: 3 + i] + ["r"] * max(0, i - 2)),
-             "value_kind": "flux", "label": None if i == 1 else "Ia", "meta": {"k": float(i)}}
-            for i in range(4)]
-    rows[2]["band"] = np.full(5, "Y")
-    fast, slow = conform(rows_to_frame(rows)), conform(make_frame(rows))
-    assert fast.with_columns(pl.col("band").cast(pl.List(pl.String))).equals(
-        slow.with_columns(pl.col("band").cast(pl.List(pl.String))))
 
 
 def test_gaussian_process_variance_is_the_psd_integral():

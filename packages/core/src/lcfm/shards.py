@@ -34,11 +34,15 @@ def write_frame_atomic(frame: pl.DataFrame, path: Path) -> Path:
 
 
 class ShardWriter:
-    """Buffers rows and writes a validated shard every `rows_per_shard` rows."""
+    """Buffers rows and writes a validated shard every `rows_per_shard` rows, or sooner
+    once `max_points` observations are buffered, so memory stays bounded for long light
+    curves (a Kepler quarter holds ~4,300 points)."""
 
-    def __init__(self, output_dir: Path, rows_per_shard: int = 20_000):
+    def __init__(self, output_dir: Path, rows_per_shard: int = 20_000,
+                 max_points: int = 5_000_000):
         self.output_dir = Path(output_dir)
-        self.rows_per_shard = rows_per_shard
+        self.rows_per_shard, self.max_points = rows_per_shard, max_points
+        self._points = 0
         self.paths: list[Path] = []
         self._rows: list[dict] = []
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +53,8 @@ class ShardWriter:
 
     def add(self, row: dict) -> None:
         self._rows.append(row)
-        if len(self._rows) >= self.rows_per_shard:
+        self._points += len(row["time"])
+        if len(self._rows) >= self.rows_per_shard or self._points >= self.max_points:
             self.flush()
 
     def flush(self) -> None:
@@ -59,7 +64,7 @@ class ShardWriter:
         frame = conform(make_frame(self._rows), source=str(path))
         write_frame_atomic(frame, path)
         self.paths.append(path)
-        self._rows = []
+        self._rows, self._points = [], 0
 
     def close(self) -> list[Path]:
         self.flush()

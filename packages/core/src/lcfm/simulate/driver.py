@@ -23,8 +23,7 @@ from tqdm.auto import tqdm
 
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.report import IngestReport
-from lcfm.shards import scan_shards
-from lcfm.simulate.frames import SimulationShardWriter
+from lcfm.shards import ShardWriter, scan_shards
 from lcfm.survey import SurveyPlugin
 
 SUMMARY_FILE = "simulation.json"
@@ -53,7 +52,7 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
     per_class: Counter = Counter()
     started = time.perf_counter()
     written, first_index, chunk = 0, 0, 0
-    with SimulationShardWriter(output_dir, rows_per_shard) as writer, \
+    with ShardWriter(output_dir, rows_per_shard) as writer, \
             tqdm(total=n, desc=f"simulate {survey.name}", unit="lc", disable=not progress) as bar:
         while written < n:
             size = min(simulator.chunk_size, n - written)
