@@ -29,6 +29,11 @@ def labeled_rows(n_objects=24, n_points=60, seed=0):
 
 
 @pytest.fixture(scope="session")
+def make_labeled_rows():
+    return labeled_rows
+
+
+@pytest.fixture(scope="session")
 def labeled_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("labeled")
     with ShardWriter(path) as writer:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from tqdm.auto import tqdm
 
 from lcfm.engine.metadata import load_encoder, with_metadata
 from lcfm.engine.predict import embed_frame, per_object, predict_frame
@@ -18,27 +19,35 @@ from lcfm.engine.save import load_classifier
 from lcfm.exceptions import DataError
 from lcfm.metrics import classification_report
 from lcfm.plots import plot_confusion, plot_reliability
-from lcfm.shards import read_shards, write_frame_atomic
+from lcfm.shards import read_shards, shard_paths, write_frame_atomic
 
 
-def _classifier_inputs(model_dir: Path, data: Path, seed: int = 0):
+def _load_classifier(model_dir: Path, seed: int = 0):
     plugin, model = load_classifier(model_dir)
     config = model.config
     classes = [config.id2label[i] for i in range(len(config.id2label))]
     collate = plugin.collator(config, task="classify", train=False,
                               bands=getattr(config, "lcfm_bands", None) or {},
                               label2id={c: i for i, c in enumerate(classes)}, seed=seed)
-    frame = with_metadata(read_shards(data), load_encoder(model_dir), config)
-    return plugin, model, classes, collate, frame
+    return plugin, model, classes, collate, load_encoder(model_dir)
+
+
+def _shard_frames(data: Path, encoder, config, what: str):
+    """Each shard of a dataset in turn (with encoded metadata where the model uses it), so
+    catalogs of millions of light curves never hold all light curves in memory."""
+    paths = shard_paths(data)
+    for path in tqdm(paths, desc=what, unit="shard", disable=None if len(paths) > 1 else True):
+        yield with_metadata(read_shards(path), encoder, config)
 
 
 def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) -> dict:
-    plugin, model, classes, collate, frame = _classifier_inputs(model_dir, data)
+    plugin, model, classes, collate, encoder = _load_classifier(model_dir)
+    frame = with_metadata(read_shards(data), encoder, model.config)
     labeled = frame.filter(pl.col("label").is_in(classes))
     if labeled.height == 0:
         raise DataError(f"{data}: no light curve carries one of the model's classes {classes}")
     probs, _ = predict_frame(model, plugin, labeled, collate, len(classes), batch_size)
-    objects, object_probs = per_object(labeled, probs)
+    objects, object_probs = per_object(labeled["object_id"], probs)
     truth = dict(zip(labeled["object_id"], labeled["label"], strict=True))
     y_true = np.array([classes.index(truth[o]) for o in objects])
     report = classification_report(y_true, object_probs, classes)
@@ -64,22 +73,30 @@ def predict(model_dir: Path, data: Path, output: Path, mc_samples: int = 0,
     per class and, with MC dropout, one standard-deviation column per class. With `early`
     or `cutoffs` (causal models), also `<output stem>_early.parquet`: probabilities after
     each observation, or at each cutoff in days since the first observation."""
-    plugin, model, classes, collate, frame = _classifier_inputs(model_dir, data, seed)
-    if early or cutoffs:
-        from lcfm.engine.early import early_probabilities
+    plugin, model, classes, collate, encoder = _load_classifier(model_dir, seed)
+    ids, probs, stds, early_tables = [], [], [], []
+    for frame in _shard_frames(data, encoder, model.config, "predict"):
+        if early or cutoffs:
+            from lcfm.engine.early import early_probabilities
 
-        table = early_probabilities(model, plugin, frame, collate, classes, cutoffs,
-                                    batch_size)
-        write_frame_atomic(table, Path(output).with_name(Path(output).stem + "_early.parquet"))
-    probs, std = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
+            early_tables.append(early_probabilities(model, plugin, frame, collate, classes,
+                                                    cutoffs, batch_size))
+        p, std = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
                                mc_samples=mc_samples, seed=seed)
-    objects, object_probs = per_object(frame, probs)
+        ids.append(frame["object_id"].to_numpy())
+        probs.append(p)
+        stds.append(std)
+    ids = np.concatenate(ids)
+    if early_tables:
+        write_frame_atomic(pl.concat(early_tables),
+                           Path(output).with_name(Path(output).stem + "_early.parquet"))
+    objects, object_probs = per_object(ids, np.concatenate(probs))
     columns = {"object_id": objects,
                "predicted_class": [classes[i] for i in object_probs.argmax(1)],
                "probability": object_probs.max(1)}
     columns.update({f"p_{c}": object_probs[:, i] for i, c in enumerate(classes)})
-    if std is not None:
-        _, object_std = per_object(frame, std)
+    if mc_samples:
+        _, object_std = per_object(ids, np.concatenate(stds))
         columns.update({f"std_{c}": object_std[:, i] for i, c in enumerate(classes)})
     catalog = pl.DataFrame(columns)
     write_frame_atomic(catalog, Path(output))
@@ -97,14 +114,16 @@ def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
     config = AutoConfig.from_pretrained(model_dir)
     plugin = plugin_for_model_type(config.model_type)
     model = plugin.base_model_class.from_pretrained(model_dir)
-    frame = with_metadata(read_shards(data), load_encoder(model_dir), config)
     # classify-mode collation without labels: whole light curves, no masking
     collate = plugin.collator(config, task="classify", train=False,
                               bands=getattr(config, "lcfm_bands", None) or {},
                               label2id=None, seed=0)
-    vectors = embed_frame(model, frame, collate, batch_size)
-    objects, object_vectors = per_object(frame, vectors)
-    labels = dict(zip(frame["object_id"], frame["label"], strict=True))
+    ids, vectors, labels = [], [], {}
+    for frame in _shard_frames(data, load_encoder(model_dir), config, "embed"):
+        vectors.append(embed_frame(model, frame, collate, batch_size))
+        ids.append(frame["object_id"].to_numpy())
+        labels.update(zip(frame["object_id"], frame["label"], strict=True))
+    objects, object_vectors = per_object(np.concatenate(ids), np.concatenate(vectors))
     table = pl.DataFrame({"object_id": objects, "label": [labels[o] for o in objects],
                           "embedding": object_vectors.astype(np.float32).tolist()},
                          schema_overrides={"embedding": pl.List(pl.Float32)})

@@ -55,10 +55,10 @@ def embed_frame(model, frame: pl.DataFrame, collate, batch_size: int = 64) -> np
     return np.concatenate(chunks)
 
 
-def per_object(frame: pl.DataFrame, values: np.ndarray) -> tuple[list[str], np.ndarray]:
+def per_object(object_ids, values: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Average rows of the same object (bands, quarters, sectors) into one vector, keeping
-    the first-seen order of objects."""
-    ids = frame["object_id"].to_numpy()
+    the first-seen order of objects. `object_ids`: one id per row of `values`."""
+    ids = np.asarray(object_ids, dtype=object)
     unique, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     sums = np.zeros((unique.size, values.shape[1]))
     np.add.at(sums, inverse, values)
