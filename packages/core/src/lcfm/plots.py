@@ -91,15 +91,19 @@ def plot_embedding(vectors, labels, path: Path) -> Path:
     centred = vectors - vectors.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     xy = centred @ vt[:2].T if vt.shape[0] >= 2 else np.c_[centred @ vt[:1].T, 0 * centred[:, 0]]
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
     names = sorted({str(x) for x in labels})
-    for name in names:
+    fig, ax = plt.subplots(figsize=(7 if len(names) > 1 else 5, 4.5), dpi=120)
+    colours = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
+    markers = "os^Dv"  # distinct colour-marker pairs beyond 20 classes
+    for i, name in enumerate(names):
         sel = np.array([str(x) == name for x in labels])
-        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, label=name)
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=10, label=name, color=colours(i % 20),
+                   marker=markers[(i // 20) % len(markers)])
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
-    if len(names) <= 20:
-        ax.legend(fontsize=7, markerscale=1.5)
+    if len(names) > 1:
+        ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                  ncol=1 if len(names) <= 20 else 2)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
