@@ -26,21 +26,20 @@ class AstromerConfig(PreTrainedConfig):
     How the paper's numbers were pinned down. The text gives d=256 (4 heads x 64), FFN 128
     with tanh and 2 or 6 blocks; the standard layout (q/k/v/out with bias, FFN, 2 LayerNorms
     per block, input projection 1->256, output 256->1) gives 660,993 for v1, 512 short. The
-    published reference code (astromer-science/main-code: ``src/models/astromer_0.py`` for
-    Astromer 1, ``src/models/astromer_1.py`` + ``src/layers/attblock.py`` for Astromer 2)
-    shows the missing pieces:
+    authors' published reference implementation (Astromer 1 and Astromer 2 encoders and
+    their attention block) shows the missing pieces:
 
     * the reconstruction head is LayerNorm(256) -> Linear(256, 1) (the 512 missing params);
     * an Astromer-1 block has *no* residual connection: LN1(attention), LN2(FFN(.)) --
       ``residual_projection=False``;
     * Astromer 2 ("mask token and residual connections") adds the skip path through a
-      Linear(256, 256) before each of the two LayerNorms (``use_leak`` in the reference),
+      Linear(256, 256) before each of the two LayerNorms (a leaky skip in the reference),
       ``residual_projection=True``;
     * the Astromer-2 FFN hidden size ("mixer") is not stated anywhere we could read; 512 is
       the only power-of-two size that reproduces 3,953,409 with the layout above (6 blocks of
       658,688 + 512 input + 769 head). It is inferred, not read from a published config.
     * the mask token is one trainable scalar that replaces the masked magnitude before the
-      projection (sect. 3.1; ``AddMSKToken`` in the reference). 3,953,409 is exactly the
+      projection (sect. 3.1). 3,953,409 is exactly the
       count of the layout above *without* it; lcfm keeps the token the paper describes, hence
       +1. (``mask_token=False`` on the v2 configuration gives 3,953,409.)
 
