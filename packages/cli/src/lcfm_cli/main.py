@@ -40,9 +40,10 @@ def surveys(as_json: Json = False) -> None:
     if as_json:
         typer.echo(json.dumps(described, indent=2))
         return
-    _print_table(["survey", "bands (Angstrom)", "taxonomy", "formats", "window"], [
+    _print_table(["survey", "bands (Angstrom)", "taxonomy", "formats", "window", "options"], [
         [d["name"], ", ".join(f"{b} {w:.0f}" for b, w in d["bands"].items()),
-         ", ".join(d["taxonomy"]), ", ".join(d["formats"]), str(d["default_window"])]
+         ", ".join(d["taxonomy"]), ", ".join(d["formats"]), str(d["default_window"]),
+         ", ".join(f"{k}={v}" for k, v in d["options"].items())]
         for d in described])
 
 

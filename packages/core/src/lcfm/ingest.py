@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from lcfm.exceptions import DataError, LcfmError
 from lcfm.report import IngestReport
-from lcfm.shards import ShardWriter, read_shards
+from lcfm.shards import ShardWriter, read_summaries
 from lcfm.survey import SurveyPlugin
 
 
@@ -62,5 +62,5 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
         reasons = dict(report.light_curves_rejected) or "none read"
         where = input_path if input_path is not None else survey.sample_path()
         raise DataError(f"{where}: no light curve survived ingest ({reasons})")
-    survey.post_ingest(output_dir, read_shards(output_dir))
+    survey.post_ingest(output_dir, read_summaries(output_dir))
     return report

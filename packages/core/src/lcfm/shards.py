@@ -110,6 +110,13 @@ def scan_shards(data_dir: Path) -> pl.LazyFrame:
     return pl.scan_parquet([str(p) for p in shard_paths(data_dir)])
 
 
+def read_summaries(data_dir: Path) -> pl.DataFrame:
+    """The rows of a dataset without their observation sequences (object_id, survey,
+    value_kind, label, meta): small even for millions of light curves."""
+    return scan_shards(data_dir).select(
+        "object_id", "survey", "value_kind", "label", "meta").collect()
+
+
 def load_dataset(data_dir: Path, *, streaming: bool = False, split: str = "train"):
     """The shards as a Hugging Face `datasets.Dataset` (or `IterableDataset` when streaming)."""
     import datasets

@@ -166,7 +166,8 @@ class SurveyPlugin:
 
     def post_ingest(self, output_dir: Path, frame) -> None:
         """Called once after all shards are written (e.g. to fit and save a metadata
-        transform next to the dataset). `frame` is the canonical Polars frame written."""
+        transform next to the dataset). `frame` holds the written rows without their
+        observation sequences (`lcfm.shards.read_summaries`)."""
 
     # ---- simulation ----------------------------------------------------------------
     def simulator(self):
@@ -199,4 +200,5 @@ class SurveyPlugin:
             "taxonomy": list(self.taxonomy.classes),
             "formats": {n: r.description for n, r in self.formats.items()},
             "default_window": self.default_window,
+            "options": {k: v for k, v in self.options.items()},
         }

@@ -18,12 +18,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from tqdm.auto import tqdm
 
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.report import IngestReport
-from lcfm.shards import ShardWriter, scan_shards
+from lcfm.shards import ShardWriter, read_summaries
 from lcfm.survey import SurveyPlugin
 
 SUMMARY_FILE = "simulation.json"
@@ -77,7 +76,7 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
     seconds = time.perf_counter() - started
     report.shards = [p.name for p in writer.paths]
     report.save(output_dir / "report.json")
-    survey.post_ingest(output_dir, _metadata_frame(output_dir))
+    survey.post_ingest(output_dir, read_summaries(output_dir))
     summary = {
         "survey": survey.name,
         "n": n,
@@ -95,10 +94,3 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
     (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
-
-def _metadata_frame(output_dir: Path) -> pl.DataFrame:
-    """The written rows without their observation sequences, for `post_ingest` hooks
-    (which fit on metadata): the full frame of millions of light curves need not fit in
-    memory."""
-    return scan_shards(output_dir).select(
-        "object_id", "survey", "value_kind", "label", "meta").collect()
