@@ -145,6 +145,9 @@ def main() -> None:
     from lcfm.exceptions import LcfmError
 
     warnings.filterwarnings("ignore", category=FutureWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # lcfm shows its own bars; no "Writing model shards"
     try:
         app()
     except LcfmError as exc:

@@ -27,7 +27,7 @@ class AstrafierPlugin(ModelPlugin):
     description = ("ASTRAFier: BiLSTM + Transformer + multi-scale CNN classifier of flux light "
                    "curves, supervised only, with Monte-Carlo dropout uncertainties")
     paper = ("Gregory et al., ASTRAFier: A Novel and Scalable Transformer-based Stellar "
-             "Variability Classifier (arXiv:2604.07437), sects. 3 and 5")
+             "Variability Classifier, sects. 3 and 5")
     config_class = AstrafierConfig
     base_model_class = AstrafierModel
     pretraining_class = None  # supervised only (sect. 5)
