@@ -154,6 +154,10 @@ def main() -> None:
         message = "; ".join(p.strip() for p in str(exc).splitlines() if p.strip())
         typer.echo(f"lcfm: error: {message}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("lcfm: interrupted; a training run continues from its last checkpoint "
+                   "with the same command and --resume", err=True)
+        sys.exit(130)
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         typer.echo(f"lcfm: error: {exc.filename}: {exc.strerror}", err=True)
         sys.exit(2)

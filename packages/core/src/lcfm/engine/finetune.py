@@ -30,7 +30,7 @@ from lcfm.engine.batching import BalancedStepBatches, StepBatches, optimiser_ste
 from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
 from lcfm.engine.metadata import fit_encoder, load_encoder, save_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
-from lcfm.exceptions import ConfigError, DataError
+from lcfm.exceptions import DataError
 from lcfm.losses import class_weights, classification_loss
 from lcfm.metrics import classification_report
 from lcfm.shards import read_shards
@@ -254,4 +254,4 @@ def _finish(args, model, plugin, parts, class_names, label2id, state, output, be
     return summary
 
 
-__all__ = ["FinetuneArgs", "finetune", "ConfigError"]
+__all__ = ["FinetuneArgs", "finetune"]
