@@ -14,3 +14,11 @@ def test_bench_reports_throughput(model):
     for key in ("collate_per_second", "inference_per_second", "train_per_second"):
         assert result[key] > 0, key
     assert result["parameters"] == plugin.parameter_count("tiny") and result["light_curves"] == 8
+
+
+def test_bench_survey_reports_rates():
+    from lcfm.engine.bench import bench_survey
+
+    result = bench_survey("macho", n=12)
+    assert result["simulate_per_second"] > 0 and result["ingest_points_per_second"] > 0
+    assert result["ingest_points"] > 1000  # the bundled sample's points, all read

@@ -131,6 +131,8 @@ def bench(
     model: Annotated[str | None, typer.Option(help="One model plugin (default: all).")] = None,
     n: Annotated[int, typer.Option(help="Synthetic light curves per measurement.")] = 256,
     survey: Annotated[str, typer.Option(help="Survey whose bands the data use.")] = "macho",
+    surveys: Annotated[bool, typer.Option(
+        help="Also time simulation and ingest of every survey.")] = False,
 ) -> None:
     """Throughput (light curves per second: collation, inference, training) and peak
     memory of each model's paper configuration, as JSON."""
@@ -138,4 +140,4 @@ def bench(
 
     from lcfm.engine.bench import bench as run
 
-    typer.echo(json.dumps(run(model, n, survey), indent=2))
+    typer.echo(json.dumps(run(model, n, survey, surveys), indent=2))

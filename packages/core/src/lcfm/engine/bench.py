@@ -80,10 +80,47 @@ def bench_model(plugin_name: str, config_name: str | None, n: int, survey: str,
     return result
 
 
-def bench(model: str | None = None, n: int = 256, survey: str = "macho") -> list[dict]:
+def bench_survey(name: str, n: int = 500) -> dict:
+    """Simulation (light curves per second) and ingest of the bundled sample (points per
+    second) for one survey, each including preprocessing and Parquet writing."""
+    import tempfile
+    from pathlib import Path
+
+    from lcfm.exceptions import ConfigError
+    from lcfm.ingest import ingest
+    from lcfm.simulate import simulate
+
+    survey = get_survey(name)
+    result: dict = {"survey": name}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            start = time.perf_counter()
+            simulate(survey, n, Path(tmp) / "sim")
+            result["simulate_per_second"] = round(n / (time.perf_counter() - start), 1)
+        except ConfigError:
+            result["simulate_per_second"] = None  # no simulator
+        try:
+            start = time.perf_counter()
+            report = ingest(survey, None, Path(tmp) / "ingest")
+            seconds = time.perf_counter() - start
+            result["ingest_points_per_second"] = round(report.points_read / seconds, 1)
+            result["ingest_points"] = report.points_read
+        except ConfigError:
+            result["ingest_points_per_second"] = None  # no bundled sample
+    return result
+
+
+def bench(model: str | None = None, n: int = 256, survey: str = "macho",
+          surveys: bool = False) -> dict:
+    """{"models": [...], "surveys": [...]} (surveys only when asked)."""
     names = [model] if model else model_names()
-    results = []
+    results = {"models": [], "surveys": []}
     for name in names:
         plugin = get_model(name)
-        results.append(bench_model(plugin.name, plugin.default_configuration, n, survey))
+        results["models"].append(bench_model(plugin.name, plugin.default_configuration, n,
+                                             survey))
+    if surveys:
+        from lcfm.registry import survey_names
+
+        results["surveys"] = [bench_survey(s) for s in survey_names()]
     return results
