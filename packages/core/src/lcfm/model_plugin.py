@@ -98,9 +98,9 @@ class ModelPlugin:
         central wavelengths in Angstrom. With task="classify" and `label2id=None` the batch
         has no `labels` (embedding and prediction of unlabeled data).
 
-        The collator draws every random number from its attribute `rng` (a numpy
-        Generator); the engine assigns a fresh generator seeded from (seed, step) before each
-        batch, which makes runs resumable with identical batches."""
+        The collator (a `lcfm.collate.SeededCollator`) draws every random number from its
+        attribute `rng`; the engine assigns a fresh generator seeded from (seed, step)
+        before each batch, which makes runs resumable with identical batches."""
         raise NotImplementedError
 
     def describe(self) -> dict:

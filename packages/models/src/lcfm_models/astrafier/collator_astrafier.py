@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
 
 from .configuration_astrafier import AstrafierConfig
@@ -29,7 +30,7 @@ from .configuration_astrafier import AstrafierConfig
 IGNORE_INDEX = -100
 
 
-class AstrafierCollator:
+class AstrafierCollator(SeededCollator):
     """Callable: list of canonical rows -> {"values", "times", "attention_mask"[, "labels"]},
     float32 (batch, time) tensors and a long (batch, time) mask."""
 
@@ -43,10 +44,8 @@ class AstrafierCollator:
         self.max_length = int(config.max_length)
         self.train = train
         self.label2id = dict(label2id) if label2id is not None else None
-        self.seed = seed
+        super().__init__(seed)
         self.pad_to_max_length = pad_to_max_length
-        self._rng = np.random.default_rng(seed)
-        self._worker: int | None = None
 
     def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         if not rows:
@@ -66,21 +65,8 @@ class AstrafierCollator:
             batch["labels"] = labels
         return batch
 
-    @property
-    def rng(self) -> np.random.Generator:
-        """The generator of training randomness; the engine assigns a fresh one per step."""
-        return self._rng
-
-    @rng.setter
-    def rng(self, generator: np.random.Generator) -> None:
-        self._rng = generator
-
     def _reseed_per_worker(self) -> None:
-        # DataLoader workers receive copies of one generator: give each its own stream
-        info = torch.utils.data.get_worker_info()
-        if info is not None and self._worker != info.id:
-            self._worker = info.id
-            self._rng = np.random.default_rng([self.seed, info.id])
+        self.worker_generator()
 
     def _window(self, row: Mapping, index: int) -> tuple[np.ndarray, np.ndarray]:
         time = np.asarray(row["time"], dtype=np.float64)

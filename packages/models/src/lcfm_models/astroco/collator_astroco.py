@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
 
 from lcfm_models.astroco.configuration_astroco import AstroCoConfig
@@ -36,7 +37,7 @@ TASKS = ("pretrain", "classify")
 IGNORE_LABEL = -100
 
 
-class AstroCoCollator:
+class AstroCoCollator(SeededCollator):
     def __init__(self, config: AstroCoConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,
                  label2id: Mapping[str, int] | None = None, seed: int = 0):
@@ -45,28 +46,12 @@ class AstroCoCollator:
         self.config, self.task, self.train = config, task, train
         self.bands = dict(bands or {})  # unused: single-band model, points interleaved
         self.label2id = None if label2id is None else dict(label2id)
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
-        self._worker = None
-
-    @property
-    def rng(self) -> np.random.Generator:
-        """The generator of training randomness; the engine assigns a fresh one per step."""
-        return self._rng
-
-    @rng.setter
-    def rng(self, generator: np.random.Generator) -> None:
-        self._rng = generator
+        super().__init__(seed)
 
     def _generator(self) -> np.random.Generator:
         if not self.train:  # deterministic validation
             return np.random.default_rng(self.seed)
-        info = torch.utils.data.get_worker_info()
-        worker = None if info is None else info.id
-        if worker != self._worker:  # each DataLoader worker draws its own stream
-            self._worker = worker
-            self._rng = np.random.default_rng([self.seed, -1 if worker is None else worker])
-        return self._rng
+        return self.worker_generator()
 
     def _window(self, n: int, rng: np.random.Generator) -> slice:
         length = self.config.max_length

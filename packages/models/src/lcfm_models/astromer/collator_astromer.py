@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
 
 from .configuration_astromer import AstromerConfig
@@ -35,7 +36,7 @@ from .configuration_astromer import AstromerConfig
 TASKS = ("pretrain", "classify")
 
 
-class AstromerCollator:
+class AstromerCollator(SeededCollator):
     """Callable: list of canonical rows -> dict of tensors for `model(**batch)`.
 
     Keys, all (batch, window_size): input_values (float32), times (float64), errors
@@ -51,28 +52,12 @@ class AstromerCollator:
         self.probed_fraction = config.probed_fraction
         self.random_fraction = config.random_fraction
         self.kept_fraction = config.kept_fraction
-        self.task, self.train, self.seed = task, train, seed
+        super().__init__(seed)
+        self.task, self.train = task, train
         self.label2id = dict(label2id) if label2id else None
-        self._rng = np.random.default_rng(seed)
-        self._worker: int | None = None
-
-    @property
-    def rng(self) -> np.random.Generator:
-        """The generator of training randomness; the engine assigns a fresh one per step."""
-        return self._rng
-
-    @rng.setter
-    def rng(self, generator: np.random.Generator) -> None:
-        self._rng = generator
 
     def _generator(self) -> np.random.Generator:
-        """The training generator; distinct per DataLoader worker so workers differ."""
-        info = torch.utils.data.get_worker_info()
-        worker = None if info is None else info.id
-        if worker != self._worker:
-            self._worker = worker
-            self._rng = np.random.default_rng([self.seed, 0 if worker is None else worker + 1])
-        return self._rng
+        return self.worker_generator()
 
     def _row_generator(self, object_id: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(object_id.encode())])

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
 
 from .configuration_atcat import AtcatConfig
@@ -33,7 +34,7 @@ from .losses_atcat import IGNORE
 TASKS = ("pretrain", "classify")
 
 
-class AtcatCollator:
+class AtcatCollator(SeededCollator):
     """Callable: list of canonical rows -> dict of tensors for `model(**batch)`."""
 
     def __init__(self, config: AtcatConfig, *, task: str, train: bool,
@@ -50,7 +51,7 @@ class AtcatCollator:
         self.config, self.task, self.train = config, task, train
         self.bands = {str(name): float(w) for name, w in bands.items()}
         self.label2id = dict(label2id) if label2id is not None else None
-        self.rng = np.random.default_rng(seed)
+        super().__init__(seed)
 
     # ---------------------------------------------------------------- one row
     def window(self, n: int) -> slice:
