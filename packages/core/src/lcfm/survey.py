@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from lcfm.exceptions import ConfigError, InputFileError
 from lcfm.report import IngestReport
 
@@ -141,6 +143,17 @@ class SurveyPlugin:
             patterns = sorted({p for r in chosen for p in r.patterns})
             raise InputFileError(path, f"no {self.name} files found (looked for {patterns})")
         return files
+
+    # ---- rows ------------------------------------------------------------------------
+    def row(self, object_id: str, time, value, error, band, *, label: str | None = None,
+            meta: dict | None = None) -> Row:
+        """A canonical row with the canonical dtypes; `band` may be one name for all points."""
+        time = np.ascontiguousarray(time, dtype=np.float64)
+        bands = np.full(time.size, band) if isinstance(band, str) else np.asarray(band)
+        return {"object_id": str(object_id), "survey": self.name, "time": time,
+                "value": np.ascontiguousarray(value, dtype=np.float32),
+                "error": np.ascontiguousarray(error, dtype=np.float32), "band": bands,
+                "value_kind": self.value_kind, "label": label, "meta": meta or {}}
 
     # ---- preprocessing -------------------------------------------------------------
     def preprocessing(self) -> list[tuple[str, Step]]:

@@ -132,17 +132,8 @@ class KeplerLongCadenceReader(Reader):
             "flux_column": survey.flux_column,
             "time_system": "BKJD",
         }
-        return {
-            "object_id": object_id,
-            "survey": survey.name,
-            "time": np.ascontiguousarray(time, dtype=np.float64),
-            "value": np.ascontiguousarray(flux, dtype=np.float32),
-            "error": np.ascontiguousarray(error, dtype=np.float32),
-            "band": np.full(time.size, "kepler"),
-            "value_kind": "flux",
-            "label": survey.label_of(object_id),
-            "meta": meta,
-        }
+        return survey.row(object_id, time, flux, error, "kepler",
+                          label=survey.label_of(object_id), meta=meta)
 
 
 def quarter_files(path: Path) -> list[Path]:

@@ -124,17 +124,8 @@ class _TessReader(Reader):
             "time_system": "BTJD",
             "time_offset": 0.0,
         }
-        return {
-            "object_id": object_id,
-            "survey": survey.name,
-            "time": np.ascontiguousarray(time, dtype=np.float64),
-            "value": np.ascontiguousarray(flux, dtype=np.float32),
-            "error": np.ascontiguousarray(error, dtype=np.float32),
-            "band": np.full(time.size, "tess"),
-            "value_kind": "flux",
-            "label": survey.label_of(object_id),
-            "meta": meta,
-        }
+        return survey.row(object_id, time, flux, error, "tess",
+                          label=survey.label_of(object_id), meta=meta)
 
 
 class QlpReader(_TessReader):
