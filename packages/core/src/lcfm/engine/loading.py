@@ -63,7 +63,8 @@ def parameter_groups(model, lr_encoder: float, lr_head: float, weight_decay: flo
     encoder, head = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (encoder if prefix in name or name.startswith(prefix) else head).append(param)
+            # `prefix` may sit below a wrapper (peft names "model.<prefix>.")
+            (encoder if f".{prefix}" in f".{name}" else head).append(param)
     groups = [{"params": encoder, "lr": lr_encoder}, {"params": head, "lr": lr_head}]
     return [dict(g, weight_decay=weight_decay) for g in groups if g["params"]]
 

@@ -8,6 +8,7 @@ trained head as a module to save), the weights it adapts to OUTPUT/base, and, wi
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -27,14 +28,9 @@ def save_classifier(model, output: Path, best_dir: Path, *, lora: bool, merge: b
 
         if (best_dir / "adapter_model.safetensors").exists():
             set_peft_model_state_dict(model, load_file(best_dir / "adapter_model.safetensors"))
-        base = model.get_base_model()
-        base.config.lcfm_survey = survey
-        # the untouched base weights: unload the adapters into a copy
-        import copy
-
-        pristine = copy.deepcopy(model).unload()
-        pristine.config.lcfm_survey = survey
-        pristine.save_pretrained(output / "base")
+        model.get_base_model().config.lcfm_survey = survey  # copied into base/ and merged/
+        # the untouched base weights: unload the adapters from a copy
+        copy.deepcopy(model).unload().save_pretrained(output / "base")
         model.peft_config["default"].base_model_name_or_path = "base"
         model.save_pretrained(output)
         merged = copy.deepcopy(model).merge_and_unload()
