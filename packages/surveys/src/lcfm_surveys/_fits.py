@@ -8,7 +8,6 @@ Every helper counts what it drops in the `IngestReport` and raises `InputFileErr
 
 from __future__ import annotations
 
-import csv
 import re
 import warnings
 from pathlib import Path
@@ -21,6 +20,8 @@ from lcfm.preprocess import filter_points
 from lcfm.report import IngestReport
 from lcfm.survey import Row, Step, Taxonomy
 from scipy.ndimage import gaussian_filter1d
+
+from lcfm_surveys._csv import csv_rows, decode_text
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
 #: astropy warning texts that mean the file is damaged, not merely non-standard
@@ -46,6 +47,22 @@ class LightCurveTable:
         if value is None or isinstance(value, fits.card.Undefined):
             raise InputFileError(self.path, f"primary header has no {key} keyword")
         return value
+
+    def require_id(self, key: str) -> int:
+        """The integer catalogue id in `key` (KEPLERID, TICID): a file whose id is absent
+        or not a whole number is refused in one line (issue 9: a traceback before)."""
+        value = self.require_key(key)
+        number = None
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            number = int(value)
+        elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+            number = int(value)
+        elif isinstance(value, str) and value.strip().isdigit():
+            number = int(value.strip())
+        if number is None or number < 0:
+            raise InputFileError(self.path, f"primary header {key} = {value!r} is not a "
+                                 "non-negative integer")
+        return number
 
 
 def is_fits_name(path: Path) -> bool:
@@ -214,31 +231,26 @@ class LabelCatalog:
         self.labels: dict[str, str | None] = {}
         if not self.path.is_file():
             raise InputFileError(self.path, "label catalogue not found")
-        with self.path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [h.strip().lower() for h in next(reader, [])]
-            id_col = next((header.index(c) for c in id_columns if c in header), None)
-            cls_col = next((header.index(c) for c in self.CLASS_COLUMNS if c in header), None)
-            if id_col is None or cls_col is None:
-                raise InputFileError(self.path, f"header {header} needs an id column (one of "
-                                     f"{list(id_columns)}) and a class column "
-                                     f"({' or '.join(self.CLASS_COLUMNS)})", line=1)
-            seen: dict[str, int] = {}
-            for fields in reader:
-                line = reader.line_num
-                if not any(f.strip() for f in fields):
-                    continue
-                if len(fields) <= max(id_col, cls_col):
-                    raise InputFileError(self.path, f"expected {len(header)} fields, found "
-                                         f"{len(fields)}", line=line)
-                object_id = self._object_id(fields[id_col], line)
-                label = self._class(fields[cls_col], taxonomy, object_id, line)
-                if object_id in self.labels and self.labels[object_id] != label:
-                    raise InputFileError(self.path, f"object {object_id} is labeled "
-                                         f"{label!r} here but {self.labels[object_id]!r} on "
-                                         f"line {seen[object_id]}", line=line)
-                self.labels[object_id] = label
-                seen.setdefault(object_id, line)
+        rows = csv_rows(decode_text(self.path.read_bytes(), self.path).lstrip("\ufeff"),
+                        self.path)
+        header = [h.strip().lower() for h in rows[0][1]] if rows else []
+        id_col = next((header.index(c) for c in id_columns if c in header), None)
+        cls_col = next((header.index(c) for c in self.CLASS_COLUMNS if c in header), None)
+        if id_col is None or cls_col is None:
+            raise InputFileError(self.path, f"header {header} needs an id column (one of "
+                                 f"{list(id_columns)}) and a class column "
+                                 f"({' or '.join(self.CLASS_COLUMNS)})", line=1)
+        seen: dict[str, int] = {}
+        # csv_rows checked that every row has the header's field count
+        for line, fields in rows[1:]:
+            object_id = self._object_id(fields[id_col], line)
+            label = self._class(fields[cls_col], taxonomy, object_id, line)
+            if object_id in self.labels and self.labels[object_id] != label:
+                raise InputFileError(self.path, f"object {object_id} is labeled "
+                                     f"{label!r} here but {self.labels[object_id]!r} on "
+                                     f"line {seen[object_id]}", line=line)
+            self.labels[object_id] = label
+            seen.setdefault(object_id, line)
 
     def _object_id(self, raw: str, line: int) -> str:
         text = re.sub(r"^\s*(tic|kic|kplr)\s*", "", raw.strip(), flags=re.IGNORECASE)

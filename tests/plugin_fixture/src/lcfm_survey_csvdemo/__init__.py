@@ -11,6 +11,7 @@ optionally `band` and `label`, one observation per line. See README.md.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,48 +59,57 @@ class CsvDemoReader(Reader):
         """object_id -> its observations, in order of first appearance. Bad content raises
         InputFileError naming the file, the line and the problem."""
         try:
-            handle = open(path, newline="", encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")
         except OSError as exc:
             raise InputFileError(path, f"cannot open: {exc.strerror}") from None
-        with handle:
-            rows = csv.reader(handle)
-            header = [c.strip().lower() for c in next(rows, [])]
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise InputFileError(path, f"header lacks column(s) {missing}", line=1)
-            col = {name: header.index(name) for name in header}
-            objects: dict[str, dict] = {}
-            for line, cells in enumerate(rows, start=2):
-                if not cells or not "".join(cells).strip():
-                    continue
-                if len(cells) != len(header):
-                    raise InputFileError(path, f"{len(cells)} fields, header has {len(header)}",
-                                         line=line)
-                object_id = cells[col["object_id"]].strip()
-                if not object_id:
-                    raise InputFileError(path, "empty object_id", line=line)
-                band = cells[col["band"]].strip() if "band" in col else ""
-                band = band or self.survey.opts["default_band"]
-                if band not in self.survey.bands:
-                    raise InputFileError(path, f"unknown band {band!r}; bands: "
-                                         f"{', '.join(self.survey.bands)}", line=line)
-                raw = (cells[col["label"]].strip() if "label" in col else "") or None
-                if raw is not None and raw not in self.survey.taxonomy.raw_to_class:
-                    raise InputFileError(path, f"unknown label {raw!r}; known: "
-                                         f"{', '.join(self.survey.taxonomy.raw_to_class)}",
-                                         line=line)
-                obs = objects.setdefault(object_id, {"time": [], "mag": [], "err": [],
-                                                     "band": [], "raw_label": raw})
-                if obs["raw_label"] != raw:
-                    raise InputFileError(path, f"object {object_id!r} has labels "
-                                         f"{obs['raw_label']!r} and {raw!r}", line=line)
-                try:
-                    for name in ("time", "mag", "err"):
-                        obs[name].append(float(cells[col[name]]))
-                except ValueError:
-                    raise InputFileError(path, f"{name} {cells[col[name]]!r} is not a number",
-                                         line=line) from None
-                obs["band"].append(band)
+        except UnicodeDecodeError as exc:  # random or binary bytes: one line, not a traceback
+            raise InputFileError(path, f"byte {exc.start} is not UTF-8 text") from None
+        rows = csv.reader(io.StringIO(text, newline=""))
+        try:
+            return self._objects(path, rows)
+        except csv.Error as exc:  # e.g. a NUL byte
+            raise InputFileError(path, f"malformed CSV ({exc})", line=rows.line_num) from None
+
+    def _objects(self, path: Path, rows) -> dict[str, dict]:
+        """Every row checked (field count, id, band, label, numbers) in file order."""
+        header = [c.strip().lower() for c in next(rows, [])]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise InputFileError(path, f"header lacks column(s) {missing}", line=1)
+        col = {name: header.index(name) for name in header}
+        objects: dict[str, dict] = {}
+        for cells in rows:
+            line = rows.line_num
+            if not cells or not "".join(cells).strip():
+                continue
+            if len(cells) != len(header):
+                raise InputFileError(path, f"{len(cells)} fields, header has {len(header)}",
+                                     line=line)
+            object_id = cells[col["object_id"]].strip()
+            if not object_id:
+                raise InputFileError(path, "empty object_id", line=line)
+            band = cells[col["band"]].strip() if "band" in col else ""
+            band = band or self.survey.opts["default_band"]
+            if band not in self.survey.bands:
+                raise InputFileError(path, f"unknown band {band!r}; bands: "
+                                     f"{', '.join(self.survey.bands)}", line=line)
+            raw = (cells[col["label"]].strip() if "label" in col else "") or None
+            if raw is not None and raw not in self.survey.taxonomy.raw_to_class:
+                raise InputFileError(path, f"unknown label {raw!r}; known: "
+                                     f"{', '.join(self.survey.taxonomy.raw_to_class)}",
+                                     line=line)
+            obs = objects.setdefault(object_id, {"time": [], "mag": [], "err": [],
+                                                 "band": [], "raw_label": raw})
+            if obs["raw_label"] != raw:
+                raise InputFileError(path, f"object {object_id!r} has labels "
+                                     f"{obs['raw_label']!r} and {raw!r}", line=line)
+            try:
+                for name in ("time", "mag", "err"):
+                    obs[name].append(float(cells[col[name]]))
+            except ValueError:
+                raise InputFileError(path, f"{name} {cells[col[name]]!r} is not a number",
+                                     line=line) from None
+            obs["band"].append(band)
         return objects
 
 

@@ -65,7 +65,7 @@ class KeplerLongCadenceReader(Reader):
         flux_column = self.survey.flux_column
         wanted = ["TIME", flux_column, f"{flux_column}_ERR", "SAP_QUALITY"]
         table = read_table(path, wanted, required=wanted)
-        table.require_key("KEPLERID")
+        table.require_id("KEPLERID")
         mode = str(table.primary.get("OBSMODE", "long cadence")).strip().lower()
         if mode != "long cadence":
             raise InputFileError(path, f"OBSMODE is {mode!r}; this reader takes long-cadence "
@@ -84,7 +84,7 @@ class KeplerLongCadenceReader(Reader):
 
     def _read_stitched(self, paths: list[Path], report: IngestReport) -> Iterator[Row]:
         tables = [self._table(p) for p in paths]
-        kic = {int(t.primary["KEPLERID"]) for t in tables}
+        kic = {t.require_id("KEPLERID") for t in tables}
         if len(kic) > 1:
             raise InputFileError(paths[0].parent, f"files named for one star hold several "
                                  f"KEPLERIDs {sorted(kic)}: {[p.name for p in paths]}")
@@ -110,10 +110,11 @@ class KeplerLongCadenceReader(Reader):
     def _row(self, table: LightCurveTable, time, flux, error, quarters: list) -> Row:
         survey = self.survey
         head = table.primary
-        object_id = str(int(head["KEPLERID"]))
+        kic = table.require_id("KEPLERID")
+        object_id = str(kic)
         single = len(quarters) == 1 and not survey.stitch
         meta = {
-            "kic": int(head["KEPLERID"]),
+            "kic": kic,
             # per-quarter geometry only means something for a single quarter; -1 otherwise
             "quarter": header_int(head, "QUARTER") if single else -1,
             "season": header_int(head, "SEASON") if single else -1,

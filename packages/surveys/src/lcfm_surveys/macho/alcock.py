@@ -9,6 +9,11 @@ without a header (`mjd,mag,errmag`); blank or NaN values are kept as NaN and dro
 "non-finite" preprocessing step. No real copy of this set ships with lcfm; the reader is
 tested on files the tests write in exactly this layout.
 
+A `Path` (or, without a Path column, an ID) that is absolute or climbs out with `..` is
+refused with an error naming the metadata line: only files inside the metadata file's
+folder are read. Every row of the metadata CSV and of each light-curve file must have as
+many fields as its header (a file cut mid-row is an error on that line, not data).
+
 Column names are matched case-insensitively; the first name found in each list below wins.
 Integer class labels are read as MACHO archive codes (1-11), never as Astromer's `Label`
 codes, which depend on the order of the classes present.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import polars as pl
@@ -26,6 +31,7 @@ from lcfm.exceptions import InputFileError
 from lcfm.report import IngestReport
 from lcfm.survey import Reader
 
+from lcfm_surveys._csv import check_field_counts
 from lcfm_surveys.macho.curves import (
     CurveEmitter,
     RawCurve,
@@ -55,8 +61,28 @@ def _pick(columns: list[str], names: tuple[str, ...]) -> str | None:
     return next((lower[n] for n in names if n in lower), None)
 
 
+def outside_reference(object_id: str, path_value: str | None) -> str | None:
+    """Why the `Path` (or, without one, the ID) of a metadata row would lead outside the
+    metadata file's folder, or None. Absolute paths and `..` components are refused: a
+    catalogue must not make lcfm read files the user did not give it (issue 9, item 9)."""
+    for column, value in (("Path", path_value), ("ID", None if path_value else object_id)):
+        text = (value or "").strip()
+        if not text:
+            continue
+        pure, windows = PurePosixPath(text.replace("\\", "/")), PureWindowsPath(text)
+        if pure.is_absolute() or windows.drive or windows.root:
+            return f"{column} {text!r} is an absolute path; light curves must lie in the " \
+                   "metadata file's folder"
+        if ".." in pure.parts:
+            return f"{column} {text!r} points outside the metadata file's folder (..)"
+    return None
+
+
 def resolve_light_curve(folder: Path, object_id: str, path_value: str | None) -> Path | None:
-    """The light-curve file of one metadata row, looked up the ways Astromer lays it out."""
+    """The light-curve file of one metadata row, looked up the ways Astromer lays it out;
+    None when absent or when the row points outside `folder` (`outside_reference`)."""
+    if outside_reference(object_id, path_value):
+        return None
     if path_value:
         rel = Path(path_value.strip())
         candidates = [folder / rel, *(folder / sub / rel.name for sub in LC_FOLDERS)]
@@ -97,7 +123,8 @@ def parse_light_curve(path: Path) -> np.ndarray:
         # unknown names: time, magnitude, error are the first three columns (as Astromer reads)
         if None not in found:
             columns = tuple(found)
-    return parse_numbers(lines, path, columns=columns, delimiter=delimiter, blank_is_nan=True)
+    return parse_numbers(lines, path, columns=columns, delimiter=delimiter, blank_is_nan=True,
+                         width=len(header))
 
 
 class MachoAlcockReader(Reader):
@@ -113,8 +140,10 @@ class MachoAlcockReader(Reader):
         return _pick(header, ID_COLUMNS) is not None and _pick(header, CLASS_COLUMNS) is not None
 
     def read_metadata(self, path: Path) -> tuple[pl.DataFrame, dict[str, str | None]]:
+        data = read_maybe_gzip(path)
+        check_field_counts(data, path)
         try:
-            frame = pl.read_csv(io.BytesIO(read_maybe_gzip(path)), infer_schema=False)
+            frame = pl.read_csv(io.BytesIO(data), infer_schema=False)
         except (pl.exceptions.PolarsError, OSError) as exc:
             problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InputFileError(path, f"not a readable CSV table ({problem})") from None
@@ -156,8 +185,11 @@ class MachoAlcockReader(Reader):
             object_id, ids, id_band = parsed if parsed else (raw_id, {}, None)
             band = self._band(record, cols, id_band or default_band, path, line)
             raw_class, label = self._label(record[cols["class"]], path, line)
-            lc_path = resolve_light_curve(path.parent, raw_id,
-                                          record[cols["path"]] if cols["path"] else None)
+            path_value = record[cols["path"]] if cols["path"] else None
+            outside = outside_reference(raw_id, path_value)
+            if outside:
+                raise InputFileError(path, outside, line=line)
+            lc_path = resolve_light_curve(path.parent, raw_id, path_value)
             if lc_path is None:
                 where = record[cols["path"]] if cols["path"] else f"{raw_id}{{,.csv,.dat,.txt}}"
                 raise InputFileError(path, f"light-curve file {where!r} of {raw_id!r} not "

@@ -104,12 +104,14 @@ class CurveEmitter:
 
 def parse_numbers(lines: list[tuple[int, str]], source, *, ncols: int = 3,
                   delimiter: str | None = None, blank_is_nan: bool = False,
-                  columns: tuple[int, ...] | None = None) -> np.ndarray:
+                  columns: tuple[int, ...] | None = None, width: int | None = None) -> np.ndarray:
     """Parse numbered text lines into a (n, ncols) float64 array.
 
     `lines` holds (1-based line number, text). `columns` picks which fields to keep (default
-    the first `ncols`). A line with too few fields or a non-numeric field raises
-    InputFileError naming the line and column; with `blank_is_nan` an empty field (CSV) is NaN.
+    the first `ncols`). A line with too few fields (with `width`: not exactly `width`
+    fields, so a row cut short is caught even when the kept columns are all there) or a
+    non-numeric field raises InputFileError naming the line and column; with
+    `blank_is_nan` an empty field (CSV) is NaN.
     """
     columns = columns or tuple(range(ncols))
     need = max(columns) + 1
@@ -119,13 +121,16 @@ def parse_numbers(lines: list[tuple[int, str]], source, *, ncols: int = 3,
     # find and name the offending line (or to turn blank CSV fields into NaN)
     try:
         fields = [text.split(delimiter) for _, text in lines]
-        if all(len(f) >= need for f in fields):
+        if all(len(f) >= need and (width is None or len(f) == width) for f in fields):
             return np.array([[f[c] for c in columns] for f in fields], dtype=np.float64)
     except ValueError:
         pass
     out = np.empty((len(lines), len(columns)), dtype=np.float64)
     for row, (number, text) in enumerate(lines):
         parts = text.split(delimiter)
+        if width is not None and len(parts) != width:
+            raise InputFileError(source, f"expected {width} columns, found {len(parts)} "
+                                 "(a file cut mid-row?)", line=number)
         if len(parts) < need:
             raise InputFileError(source, f"expected at least {need} columns, found "
                                  f"{len(parts)}", line=number)

@@ -5,6 +5,8 @@ side; each star becomes two light curves (B and R). Rows of one star may come in
 
 * Export CSV (`classification,fieldid,tileid,seqn,obsid,dateobs,rmag,rerr,bmag,berr`), as
   exported with labels from the MACHO archive; -99 marks a missing magnitude or error.
+  Every row must have the header's number of fields: a file cut mid-row is an error
+  naming the cut line, never a star with missing magnitudes.
 * Archive tile dump (MACHO_ARCHIVE_FORMAT.txt): one gzipped or plain file per field and tile,
   39 semicolon-separated columns, the first one blank; field/tile/seq in columns 2-4, MJD in
   5, red magnitude/error in 10/11, blue magnitude/error in 25/26 (1-based). Missing values are
@@ -26,6 +28,7 @@ from lcfm.exceptions import InputFileError
 from lcfm.report import IngestReport
 from lcfm.survey import Reader
 
+from lcfm_surveys._csv import check_field_counts
 from lcfm_surveys.macho.curves import CurveEmitter, RawCurve, make_meta, sentinel_mask
 from lcfm_surveys.macho.taxonomy import (
     REASON_BLANK,
@@ -176,7 +179,9 @@ class MachoExportCsvReader(Reader):
 
     def read(self, path: Path, report: IngestReport) -> Iterator[dict]:
         path = Path(path)
-        frame = _read_csv(io.BytesIO(read_maybe_gzip(path)), path)
+        data = read_maybe_gzip(path)
+        check_field_counts(data, path)  # a row cut short must not pass for missing values
+        frame = _read_csv(io.BytesIO(data), path)
         frame = frame.rename({c: c.strip().lower() for c in frame.columns})
         missing = [c for c in EXPORT_COLUMNS if c not in frame.columns]
         if missing:

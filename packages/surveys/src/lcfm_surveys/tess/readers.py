@@ -86,7 +86,7 @@ class _TessReader(Reader):
             missing = flux_names if flux_column is None else error_names
             raise InputFileError(path, f"LIGHTCURVE HDU lacks column {' / '.join(missing)}; "
                                  f"it has {table.names}")
-        table.require_key("TICID")
+        table.require_id("TICID")
         report.read(len(table))
         c = table.columns
         time = c["TIME"].astype(np.float64)
@@ -102,12 +102,13 @@ class _TessReader(Reader):
     def _row(self, table: LightCurveTable, time, flux, error, flux_column: str) -> Row:
         survey = self.survey
         head = table.primary
-        object_id = str(int(head["TICID"]))
+        tic = table.require_id("TICID")
+        object_id = str(tic)
         cadence = header_float(table.header, "TIMEDEL")
         if not np.isfinite(cadence) and time.size > 1:
             cadence = float(np.median(np.diff(np.sort(time))))
         meta = {
-            "tic": int(head["TICID"]),
+            "tic": tic,
             "sector": header_int(head, "SECTOR"),
             "camera": header_int(head, "CAMERA"),
             "ccd": header_int(head, "CCD"),
