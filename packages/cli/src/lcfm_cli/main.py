@@ -87,8 +87,17 @@ def ingest(
         help="Label catalogue joined at ingest, where the survey supports it.")] = None,
     option: Annotated[list[str] | None, typer.Option(
         help="Survey option key=value (repeatable).")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Abort on the first file that cannot be read (default: reject it, "
+                         "list it in report.json and ingest the rest).")] = False,
 ) -> None:
-    """Native survey files -> canonical Parquet shards + report.json."""
+    """Native survey files -> canonical Parquet shards + report.json.
+
+    A file that cannot be read is rejected (named with its reason in report.json under
+    files_rejected) and the rest is ingested; --strict aborts instead. A light curve seen
+    twice is rejected as a duplicate object_id, or merged where the format says so. The
+    folder is marked while it is written: readers refuse it, a second ingest into it fails
+    at once, and rerunning a killed ingest restarts it cleanly."""
     from lcfm.ingest import ingest as run_ingest
     from lcfm.registry import get_survey
 
@@ -98,11 +107,20 @@ def ingest(
     plugin = get_survey(survey)
     if options:
         plugin = plugin.with_options(**options)
-    report = run_ingest(plugin, input, output, fmt=format, progress=True)
+    report = run_ingest(plugin, input, output, fmt=format, progress=True, strict=strict)
     summary = report.to_dict()
+    notes = []
+    if report.duplicate_object_ids:
+        notes.append(f"{report.duplicate_object_ids} duplicate light curve(s) rejected")
+    if report.light_curves_merged:
+        notes.append(f"{report.light_curves_merged} merged into others of the same object")
+    n_bad = len(report.files_rejected)
+    notes.append(f"{n_bad} file{'' if n_bad == 1 else 's'} rejected"
+                 + (" (see report.json)" if n_bad else ""))
     typer.echo(f"{summary['light_curves_written']} light curves, "
                f"{summary['points_written']} of {summary['points_read']} points written "
-               f"to {output} (rejected: {summary['points_rejected'] or 'none'})")
+               f"to {output} (rejected: {summary['points_rejected'] or 'none'}); "
+               + "; ".join(notes))
 
 
 @app.command()
@@ -158,8 +176,13 @@ def main() -> None:
         typer.echo("lcfm: interrupted; a training run continues from its last checkpoint "
                    "with the same command and --resume", err=True)
         sys.exit(130)
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        typer.echo(f"lcfm: error: {exc.filename}: {exc.strerror}", err=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+            FileExistsError) as exc:
+        # about a path the user gave (an --output that is a file, a missing folder); one
+        # without a file name is not about user input: keep its traceback
+        if exc.filename is None:
+            raise
+        typer.echo(f"lcfm: error: {exc.filename}: {exc.strerror or exc}", err=True)
         sys.exit(2)
 
 

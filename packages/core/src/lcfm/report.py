@@ -1,5 +1,11 @@
 """The ingest report: every light curve and point read is either written or rejected
-with a reason, so `written + rejected == read` holds for both."""
+with a reason, so `written + rejected == read` holds for both (light curves merged into
+another one, issue 9 item 6, count on the left as `light_curves_merged`).
+
+Files a reader could not read are listed in `files_rejected` with their reason; what was
+read from them before the failure is not counted at all (ingest rolls it back), so the
+balance covers exactly the files that were ingested.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lcfm.dataset_lock import write_text_atomic
+
+#: how many duplicate object_ids report.json lists by name
+DUPLICATE_EXAMPLES = 20
+
 
 @dataclass
 class IngestReport:
@@ -15,11 +26,17 @@ class IngestReport:
     files_read: int = 0
     light_curves_read: int = 0
     light_curves_written: int = 0
+    #: raw light curves combined into another of the same object ("merge" readers)
+    light_curves_merged: int = 0
     points_read: int = 0
     points_written: int = 0
     points_rejected: Counter = field(default_factory=Counter)
     light_curves_rejected: Counter = field(default_factory=Counter)
     shards: list[str] = field(default_factory=list)
+    #: {"file": path, "reason": one line} per file that could not be read
+    files_rejected: list[dict] = field(default_factory=list)
+    duplicate_object_ids: int = 0
+    duplicate_examples: list[str] = field(default_factory=list)
 
     def read(self, n_points: int, n_light_curves: int = 1) -> None:
         self.light_curves_read += n_light_curves
@@ -34,29 +51,62 @@ class IngestReport:
         self.light_curves_rejected[reason] += 1
         self.reject_points(reason, n_points_left)
 
+    def reject_duplicate(self, object_id: str, n_points: int) -> None:
+        """A light curve whose object (and segment) was already ingested: not kept twice."""
+        self.reject_light_curve("duplicate object_id", n_points)
+        self.duplicate_object_ids += 1
+        if len(self.duplicate_examples) < DUPLICATE_EXAMPLES \
+                and object_id not in self.duplicate_examples:
+            self.duplicate_examples.append(str(object_id))
+
+    def merged(self, n_light_curves: int) -> None:
+        self.light_curves_merged += int(n_light_curves)
+
+    def reject_file(self, path, reason: str) -> None:
+        self.files_rejected.append({"file": str(path), "reason": reason})
+
     def written(self, n_points: int, n_light_curves: int = 1) -> None:
         self.light_curves_written += n_light_curves
         self.points_written += int(n_points)
 
+    def absorb(self, other: IngestReport) -> None:
+        """Add the counts of `other` (one file's report, once the file read cleanly)."""
+        self.files_read += other.files_read
+        for name in ("light_curves_read", "light_curves_written", "light_curves_merged",
+                     "points_read", "points_written"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.points_rejected.update(other.points_rejected)
+        self.light_curves_rejected.update(other.light_curves_rejected)
+        self.files_rejected.extend(other.files_rejected)
+        self.duplicate_object_ids += other.duplicate_object_ids
+        for object_id in other.duplicate_examples:
+            if len(self.duplicate_examples) < DUPLICATE_EXAMPLES \
+                    and object_id not in self.duplicate_examples:
+                self.duplicate_examples.append(object_id)
+
     @property
     def balanced(self) -> bool:
         return (self.points_written + sum(self.points_rejected.values()) == self.points_read
-                and self.light_curves_written + sum(self.light_curves_rejected.values())
-                == self.light_curves_read)
+                and self.light_curves_written + self.light_curves_merged
+                + sum(self.light_curves_rejected.values()) == self.light_curves_read)
 
     def to_dict(self) -> dict:
         return {
             "survey": self.survey,
             "files_read": self.files_read,
+            "files_rejected": list(self.files_rejected),
             "light_curves_read": self.light_curves_read,
             "light_curves_written": self.light_curves_written,
+            "light_curves_merged": self.light_curves_merged,
             "light_curves_rejected": dict(self.light_curves_rejected),
             "points_read": self.points_read,
             "points_written": self.points_written,
             "points_rejected": dict(self.points_rejected),
+            "duplicate_object_ids": {"count": self.duplicate_object_ids,
+                                     "examples": list(self.duplicate_examples)},
             "balanced": self.balanced,
             "shards": self.shards,
         }
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")

@@ -2,7 +2,9 @@
 
 A dataset folder holds `part-00000.parquet`, `part-00001.parquet`, ... and, from ingest,
 `report.json`. Shards are written to a temporary name in the same folder and renamed, so
-a reader never sees a half-written shard.
+a reader never sees a half-written shard; they get the usual file mode (0644 under umask
+022). While ingest or simulate writes a folder it carries the marker of
+`lcfm.dataset_lock`, and every reader here refuses it.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from pathlib import Path
 
 import polars as pl
 
+from lcfm.dataset_lock import SHARD_GLOB, file_mode, refuse_if_being_written
 from lcfm.exceptions import DataError, SchemaError
 from lcfm.schema import conform, make_frame
 
-SHARD_GLOB = "part-*.parquet"
+__all__ = ["SHARD_GLOB", "ShardWriter", "load_dataset", "read_shards", "read_summaries",
+           "scan_shards", "shard_paths", "write_frame_atomic"]
 
 
 def write_frame_atomic(frame: pl.DataFrame, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp creates 0600: shards are shared data
+    finally:
+        os.close(fd)
     try:
         frame.write_parquet(tmp, compression="zstd", statistics=True)
         os.replace(tmp, path)
@@ -36,7 +43,13 @@ def write_frame_atomic(frame: pl.DataFrame, path: Path) -> Path:
 class ShardWriter:
     """Buffers rows and writes a validated shard every `rows_per_shard` rows, or sooner
     once `max_points` observations are buffered, so memory stays bounded for long light
-    curves (a Kepler quarter holds ~4,300 points)."""
+    curves (a Kepler quarter holds ~4,300 points).
+
+    Rows added between `begin()` and `commit()` belong to one input file: `rollback()`
+    forgets them (ingest rejects a file that fails half-way without keeping its first
+    rows). When they outgrow the buffer they are spilled to hidden `.pending-*.parquet`
+    shards that `commit` renames into place and `rollback` deletes.
+    """
 
     def __init__(self, output_dir: Path, rows_per_shard: int = 20_000,
                  max_points: int = 5_000_000):
@@ -45,28 +58,75 @@ class ShardWriter:
         self._points = 0
         self.paths: list[Path] = []
         self._rows: list[dict] = []
+        self._pending: list[dict] | None = None  # None: no transaction open
+        self._pending_points = 0
+        self._pending_paths: list[Path] = []
         self.output_dir.mkdir(parents=True, exist_ok=True)
         stale = sorted(self.output_dir.glob(SHARD_GLOB))
         if stale:
             raise DataError(f"{self.output_dir}: already holds {len(stale)} shard(s); "
                             "choose an empty output folder")
 
+    def _full(self, rows: int, points: int) -> bool:
+        return rows >= self.rows_per_shard or points >= self.max_points
+
     def add(self, row: dict) -> None:
-        self._rows.append(row)
-        self._points += len(row["time"])
-        if len(self._rows) >= self.rows_per_shard or self._points >= self.max_points:
-            self.flush()
+        if self._pending is None:
+            self._rows.append(row)
+            self._points += len(row["time"])
+            if self._full(len(self._rows), self._points):
+                self.flush()
+            return
+        self._pending.append(row)
+        self._pending_points += len(row["time"])
+        if self._full(len(self._rows) + len(self._pending), self._points + self._pending_points):
+            self.flush()  # the committed rows first, so a pending shard holds one file's rows
+            if self._full(len(self._pending), self._pending_points):
+                path = self.output_dir / f".pending-{len(self._pending_paths):05d}.parquet"
+                self._write(self._pending, path)
+                self._pending_paths.append(path)
+                self._pending, self._pending_points = [], 0
+
+    def begin(self) -> None:
+        """Start the rows of one input file."""
+        if self._pending is not None:
+            raise RuntimeError("ShardWriter.begin: a transaction is already open")
+        self._pending, self._pending_points, self._pending_paths = [], 0, []
+
+    def commit(self) -> None:
+        """Keep the rows added since `begin`."""
+        for pending in self._pending_paths:
+            path = self._next_path()
+            os.replace(pending, path)
+            self.paths.append(path)
+        rows = self._pending or []
+        self._pending, self._pending_points, self._pending_paths = None, 0, []
+        for row in rows:  # through add(): rolls shards at the usual size
+            self.add(row)
+
+    def rollback(self) -> None:
+        """Forget the rows added since `begin`."""
+        for pending in self._pending_paths:
+            pending.unlink(missing_ok=True)
+        self._pending, self._pending_points, self._pending_paths = None, 0, []
+
+    def _next_path(self) -> Path:
+        return self.output_dir / f"part-{len(self.paths):05d}.parquet"
+
+    def _write(self, rows: list[dict], path: Path) -> None:
+        write_frame_atomic(conform(make_frame(rows), source=str(path)), path)
 
     def flush(self) -> None:
         if not self._rows:
             return
-        path = self.output_dir / f"part-{len(self.paths):05d}.parquet"
-        frame = conform(make_frame(self._rows), source=str(path))
-        write_frame_atomic(frame, path)
+        path = self._next_path()
+        self._write(self._rows, path)
         self.paths.append(path)
         self._rows, self._points = [], 0
 
     def close(self) -> list[Path]:
+        if self._pending is not None:
+            self.commit()
         self.flush()
         return self.paths
 
@@ -76,14 +136,23 @@ class ShardWriter:
     def __exit__(self, exc_type, *_):
         if exc_type is None:
             self.close()
+        else:
+            self.rollback()
 
 
-def shard_paths(data_dir: Path) -> list[Path]:
+def shard_paths(data_dir: Path, *, writer: bool = False) -> list[Path]:
+    """The shards of a dataset folder (or one Parquet file), refusing a folder that is
+    being written or was left by an interrupted run (`writer=True`: the run writing the
+    folder reads its own shards)."""
     data_dir = Path(data_dir)
     if data_dir.is_file() and data_dir.suffix == ".parquet":
+        if not writer:
+            refuse_if_being_written(data_dir.parent)
         return [data_dir]
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: no such dataset folder")
+    if not writer:
+        refuse_if_being_written(data_dir)
     paths = sorted(data_dir.glob(SHARD_GLOB)) or sorted(data_dir.glob("*.parquet"))
     if not paths:
         raise DataError(f"{data_dir}: holds no Parquet shards ({SHARD_GLOB})")
@@ -105,15 +174,15 @@ def read_shards(data_dir: Path, *, validate: bool = True) -> pl.DataFrame:
         raise SchemaError(f"shards of {data_dir} do not share one schema ({exc})") from exc
 
 
-def scan_shards(data_dir: Path) -> pl.LazyFrame:
+def scan_shards(data_dir: Path, *, writer: bool = False) -> pl.LazyFrame:
     """A lazy frame over the shards, for data larger than memory."""
-    return pl.scan_parquet([str(p) for p in shard_paths(data_dir)])
+    return pl.scan_parquet([str(p) for p in shard_paths(data_dir, writer=writer)])
 
 
-def read_summaries(data_dir: Path) -> pl.DataFrame:
+def read_summaries(data_dir: Path, *, writer: bool = False) -> pl.DataFrame:
     """The rows of a dataset without their observation sequences (object_id, survey,
     value_kind, label, meta): small even for millions of light curves."""
-    return scan_shards(data_dir).select(
+    return scan_shards(data_dir, writer=writer).select(
         "object_id", "survey", "value_kind", "label", "meta").collect()
 
 

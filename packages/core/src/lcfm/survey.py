@@ -58,12 +58,21 @@ class Reader:
     the file name or first bytes) and `read(path, report)` which yields rows and records
     points it rejects itself (sentinels, flags) in `report`. `read` must call
     `report.read(n)` for every raw light curve, before any rejection.
+
+    `duplicates` says what ingest does with a row whose object (and segment, see
+    `SurveyPlugin.segment_key`) was already read (issue 9, item 6): "reject" keeps the
+    first and rejects the later ones as "duplicate object_id" (a SNANA HEAD with a
+    repeated SNID); "merge" combines them into one light curve with
+    `SurveyPlugin.merge_rows` before preprocessing (LSST alerts of one object spread over
+    many broker files).
     """
 
     name: str = ""
     description: str = ""
     #: glob patterns of files this format reads inside a directory
     patterns: tuple[str, ...] = ()
+    #: "reject" or "merge": what to do with a second row of the same light curve
+    duplicates: str = "reject"
 
     def __init__(self, survey: SurveyPlugin):
         self.survey = survey
@@ -93,6 +102,9 @@ class SurveyPlugin:
     sample_folder: str = "sample"
     #: ingest options (`lcfm ingest --option key=value`) and their defaults
     options: Mapping[str, object] = {}
+    #: meta fields that tell observing segments of one object apart (one row per Kepler
+    #: quarter, TESS sector, K2 campaign); a field a row's meta lacks counts as None
+    segment_fields: tuple[str, ...] = ("quarter", "sector", "campaign")
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.options))
@@ -115,9 +127,7 @@ class SurveyPlugin:
     def reader_for(self, path: Path, fmt: str | None = None) -> Reader:
         formats = self.formats
         if fmt is not None:
-            if fmt not in formats:
-                raise ConfigError(f"survey {self.name!r} has no format {fmt!r}; "
-                                  f"formats: {', '.join(formats)}")
+            self.check_format(fmt)
             return formats[fmt]
         for reader in formats.values():
             if reader.matches(path):
@@ -128,21 +138,29 @@ class SurveyPlugin:
     def input_files(self, path: Path, fmt: str | None = None) -> list[Path]:
         """Files under `path` (a file or a directory) that some reader understands."""
         path = Path(path)
+        if fmt is not None:  # before anything else: a typo is a typo on files and folders
+            self.check_format(fmt)
         if not path.exists():
             raise InputFileError(path, "no such file or directory")
         if path.is_file():
             return [path]
         formats = self.formats
         chosen = [formats[fmt]] if fmt else list(formats.values())
-        if fmt and fmt not in formats:
-            raise ConfigError(f"survey {self.name!r} has no format {fmt!r}; "
-                              f"formats: {', '.join(formats)}")
         files = sorted({p for r in chosen for pattern in r.patterns for p in path.rglob(pattern)
                         if p.is_file()})
         if not files:
             patterns = sorted({p for r in chosen for p in r.patterns})
             raise InputFileError(path, f"no {self.name} files found (looked for {patterns})")
         return files
+
+    def check_format(self, fmt: str) -> None:
+        """`ConfigError` listing the formats when `fmt` is not one of them."""
+        formats = self.formats
+        if fmt not in formats:
+            listing = ", ".join(f"{n} ({r.description})" if r.description else n
+                                for n, r in formats.items())
+            raise ConfigError(f"survey {self.name!r} has no format {fmt!r}; "
+                              f"formats: {listing}")
 
     # ---- rows ------------------------------------------------------------------------
     def row(self, object_id: str, time, value, error, band, *, label: str | None = None,
@@ -154,6 +172,41 @@ class SurveyPlugin:
                 "value": np.ascontiguousarray(value, dtype=np.float32),
                 "error": np.ascontiguousarray(error, dtype=np.float32), "band": bands,
                 "value_kind": self.value_kind, "label": label, "meta": meta or {}}
+
+    def segment_key(self, row: Row, *, bands: bool = True) -> tuple:
+        """What makes two rows the same light curve: object_id, the meta values of
+        `segment_fields` and (with `bands`) the set of bands in the row, so MACHO's B and
+        R rows of one star stay two light curves. "merge" readers group without the band
+        set: their rows are pieces of one multi-band light curve."""
+        meta = row.get("meta") or {}
+        key = (str(row["object_id"]), *(_plain(meta.get(f)) for f in self.segment_fields))
+        if bands:
+            key += (tuple(sorted({str(b) for b in np.unique(np.asarray(row["band"]))})),)
+        return key
+
+    def merge_rows(self, rows: list[Row], report: IngestReport) -> Row:
+        """One light curve from several rows of the same object (a "merge" reader): the
+        points concatenated and sorted by time, exact repeats of a (time, band) pair kept
+        once and counted as "duplicate observation", the first non-null label and, field
+        by field, the first non-null (and non-NaN) meta value."""
+        time = np.concatenate([np.asarray(r["time"], np.float64) for r in rows])
+        value = np.concatenate([np.asarray(r["value"], np.float32) for r in rows])
+        error = np.concatenate([np.asarray(r["error"], np.float32) for r in rows])
+        band = np.concatenate([np.asarray(r["band"]).astype(str) for r in rows])
+        order = np.lexsort((np.arange(time.size), band, time))  # stable: first copy first
+        time, value, error, band = time[order], value[order], error[order], band[order]
+        repeat = np.zeros(time.size, dtype=bool)
+        repeat[1:] = (time[1:] == time[:-1]) & (band[1:] == band[:-1])
+        report.reject_points("duplicate observation", int(repeat.sum()))
+        keep = ~repeat
+        label = next((r["label"] for r in rows if r.get("label") is not None), None)
+        meta: dict = {}
+        for r in rows:
+            for k, v in (r.get("meta") or {}).items():
+                if _missing(meta.get(k)) and not (_missing(v) and k in meta):
+                    meta[k] = v
+        return {**rows[0], "time": time[keep], "value": value[keep], "error": error[keep],
+                "band": band[keep], "label": label, "meta": meta}
 
     # ---- preprocessing -------------------------------------------------------------
     def preprocessing(self) -> list[tuple[str, Step]]:
@@ -215,3 +268,14 @@ class SurveyPlugin:
             "default_window": self.default_window,
             "options": {k: v for k, v in self.options.items()},
         }
+
+
+def _plain(value):
+    """A meta value as a hashable Python scalar (numpy scalars compare and hash alike)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and np.isnan(value))
