@@ -56,3 +56,27 @@ class ConfigError(LcfmError, ValueError):
 
 class DataError(LcfmError):
     """A dataset folder is missing, empty or inconsistent."""
+
+
+class ModelFolderError(DataError):
+    """A model folder is missing, incomplete (what a kill during a save leaves), corrupt, or
+    not the kind of model a command needs (a pretrained encoder given to `predict`)."""
+
+    def __init__(self, path, problem: str):
+        problem = "; ".join(part.strip() for part in str(problem).splitlines() if part.strip())
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class RunMismatchError(ConfigError):
+    """`--resume` asked to continue a run that differs from the one in the checkpoint: the
+    two would be mixed into one model (issue 9, "checked runs"). `mismatches` holds
+    (field, value in the checkpoint, value asked for) for every field that differs."""
+
+    def __init__(self, checkpoint, mismatches: list[tuple[str, object, object]]):
+        self.checkpoint, self.mismatches = str(checkpoint), list(mismatches)
+        self.field = self.mismatches[0][0]
+        differences = "; ".join(f"{field} is {stored!r} in the checkpoint but {asked!r} in "
+                                "this run" for field, stored, asked in self.mismatches)
+        super().__init__(f"{self.checkpoint}: cannot resume: {differences} (repeat the "
+                         "original values, or use a new --output)")

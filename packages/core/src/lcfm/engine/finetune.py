@@ -27,7 +27,7 @@ from lcfm.augment import Augmenter
 from lcfm.data import LightCurveDataset
 from lcfm.engine import loading
 from lcfm.engine.batching import BalancedStepBatches, StepBatches, optimiser_step, to_device
-from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcfm.engine.checkpoint import FINETUNE_RUN_FIELDS, load_checkpoint, run_record, save_checkpoint
 from lcfm.engine.metadata import fit_encoder, load_encoder, save_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
 from lcfm.exceptions import DataError
@@ -174,9 +174,10 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
     state = {"step": 0, "history": [], "validation": [], "best_f1": -1.0, "best_step": 0,
-             "stale": 0}
-    if args.resume:
-        state = load_checkpoint(accelerator, output)
+             "stale": 0, "run": run_record(args, FINETUNE_RUN_FIELDS, frame=pl.concat(
+                 list(parts.values()), how="vertical_relaxed"), model_type=config.model_type)}
+    if args.resume:  # refuses a checkpoint of another model, data or settings, in one line
+        state = load_checkpoint(accelerator, output, state["run"])
     best_dir = output / "best"
     stop = min(args.stop_after or args.max_steps, args.max_steps)
     bar = tqdm(total=args.max_steps, initial=state["step"], unit="step",

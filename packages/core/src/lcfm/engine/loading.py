@@ -1,15 +1,23 @@
-"""Resolve a model given by configuration name or checkpoint folder, build classification
-models from pretrained encoders, and wrap them for frozen-encoder or LoRA fine-tuning."""
+"""Resolve a model given by configuration name or checkpoint folder, check model folders
+before loading them, build classification models from pretrained encoders, and wrap them
+for frozen-encoder or LoRA fine-tuning."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig
 
-from lcfm.exceptions import ConfigError, PluginNotFoundError
+from lcfm.exceptions import ConfigError, ModelFolderError, PluginNotFoundError
 from lcfm.registry import find_model_configuration, get_model, model_names
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def plugin_for_model_type(model_type: str):
@@ -21,19 +29,128 @@ def plugin_for_model_type(model_type: str):
                               [get_model(n).config_class.model_type for n in model_names()])
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ModelFolderError(path, "not a text file (expected JSON)") from None
+    except json.JSONDecodeError as exc:
+        raise ModelFolderError(path, f"not valid JSON: {exc.msg} at line {exc.lineno}, "
+                                     f"column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise ModelFolderError(path, f"expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def check_safetensors(path: Path) -> None:
+    """Open the file's safetensors header: a zero-byte or truncated file (the header names
+    more bytes than the file holds) fails here, with one line, instead of deep in
+    `from_pretrained`."""
+    from safetensors import SafetensorError, safe_open
+
+    if path.stat().st_size == 0:
+        raise ModelFolderError(path, "zero-byte weights file (an interrupted save?); "
+                                     "train or copy the model again")
+    try:
+        with safe_open(path, framework="pt") as handle:
+            handle.keys()
+    except SafetensorError as exc:
+        raise ModelFolderError(path, f"unreadable safetensors file, truncated or corrupt "
+                                     f"({exc})") from None
+
+
+def _check_weights(folder: Path) -> None:
+    index = folder / WEIGHTS_INDEX
+    if index.exists():
+        weight_map = _read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise ModelFolderError(index, "no weight_map: not a safetensors index")
+        files = [folder / name for name in sorted(set(map(str, weight_map.values())))]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise ModelFolderError(index, f"names missing weight shard(s) {missing}")
+    elif (folder / WEIGHTS).exists():
+        files = [folder / WEIGHTS]
+    elif list(folder.glob("*.bin")):
+        raise ModelFolderError(folder, "weights are pickled .bin files; lcfm loads "
+                                       "safetensors only (re-save with save_pretrained)")
+    else:
+        raise ModelFolderError(folder, f"{CONFIG} but no {WEIGHTS}: an incomplete save (a run "
+                                       "killed while saving?); train the model again")
+    for path in files:
+        check_safetensors(path)
+
+
+def check_model_folder(path, *, classifier: bool = False) -> dict:
+    """Check a model folder before anything loads it and return its parsed config.json
+    (for a LoRA folder, that of its base/). Every problem is one `ModelFolderError` line
+    naming the file (issue 9: truncated or zero-byte weights, config.json without weights,
+    unknown model_type, invalid JSON, a classifier command given a model without id2label).
+
+    `classifier`: the command needs a fine-tuned classification model (evaluate, predict)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFolderError(path, "no such model folder")
+    if not path.is_dir():
+        raise ModelFolderError(path, "a file, not a model folder")
+    if (path / ADAPTER_CONFIG).exists():
+        _read_json(path / ADAPTER_CONFIG)
+        if not (path / ADAPTER_WEIGHTS).exists():
+            raise ModelFolderError(path, f"LoRA folder without {ADAPTER_WEIGHTS} (an "
+                                         "interrupted save?)")
+        check_safetensors(path / ADAPTER_WEIGHTS)
+        if not (path / "base").is_dir():
+            raise ModelFolderError(path, "LoRA folder without its base model in base/")
+        return check_model_folder(path / "base", classifier=classifier)
+    if not (path / CONFIG).exists():
+        raise ModelFolderError(path, f"not a model folder (no {CONFIG} or {ADAPTER_CONFIG})")
+    config = _read_json(path / CONFIG)
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise ModelFolderError(path / CONFIG, "no model_type: not a transformers model config")
+    try:
+        plugin = plugin_for_model_type(model_type)
+    except PluginNotFoundError as exc:
+        raise ModelFolderError(path / CONFIG, str(exc)) from None
+    _check_weights(path)
+    if classifier:
+        if plugin.classification_class is None:
+            raise ModelFolderError(path, f"model {plugin.name!r} has no classification head")
+        id2label = config.get("id2label")
+        if not isinstance(id2label, dict) or not id2label:
+            raise ModelFolderError(path / CONFIG, "no id2label: not a fine-tuned classifier "
+                                   f"(a pretrained encoder? run `lcfm finetune --model {path}` "
+                                   "first)")
+    return config
+
+
+def load_pretrained(cls, path, **kwargs):
+    """`cls.from_pretrained(path)` on a folder `check_model_folder` accepted. What can still
+    fail is a config.json whose values do not fit the weights or the model (edited by hand,
+    or weights from another run): one line naming the folder, the cause chained."""
+    try:
+        return cls.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        raise ModelFolderError(path, f"cannot load as {cls.__name__}: "
+                                     f"{type(exc).__name__}: {first[:300]}") from exc
+
+
 def is_checkpoint(spec) -> bool:
-    return Path(str(spec)).is_dir() and (Path(str(spec)) / "config.json").exists()
+    return Path(str(spec)).is_dir() and (Path(str(spec)) / CONFIG).exists()
 
 
 def resolve(spec: str, overrides: dict | None = None):
     """(plugin, config, checkpoint folder or None) for a configuration name or a folder."""
-    if is_checkpoint(spec):
-        config = AutoConfig.from_pretrained(spec)
+    if Path(str(spec)).exists():
+        check_model_folder(spec)
+        if not (Path(str(spec)) / CONFIG).exists():
+            raise ModelFolderError(spec, "a LoRA adapter folder; start from its merged/ "
+                                         "model (`lcfm finetune --lora --merge-lora`)")
+        config = load_pretrained(AutoConfig, spec)
         for key, value in (overrides or {}).items():
             setattr(config, key, value)
         return plugin_for_model_type(config.model_type), config, Path(spec)
-    if Path(str(spec)).exists():
-        raise ConfigError(f"{spec}: a folder without config.json is not a model checkpoint")
     plugin, name = find_model_configuration(spec)
     return plugin, plugin.make_config(name, **(overrides or {})), None
 
@@ -49,7 +166,7 @@ def classification_model(plugin, config, checkpoint: Path | None, class_names: l
     cls = plugin.classification_class
     if checkpoint is None:
         return cls(config)
-    return cls.from_pretrained(checkpoint, config=config, ignore_mismatched_sizes=True)
+    return load_pretrained(cls, checkpoint, config=config, ignore_mismatched_sizes=True)
 
 
 def encoder_prefix(model) -> str:

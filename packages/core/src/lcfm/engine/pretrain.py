@@ -4,6 +4,10 @@ Any model plugin with a `pretraining_class` trains on any survey: the survey giv
 data (its bundled sample by default) and band wavelengths, the plugin gives the model and
 the collator. Optimiser: AdamW with linear warm-up then cosine decay, gradient clipping,
 seeded and resumable (`batching.StepBatches`).
+
+Runs are checked (issue 9, "checked runs"): the data must be of the `--survey` the checkpoint
+is stamped with, and `--resume` continues only the run the checkpoint records (same model,
+data fingerprint, batch size, seed, max steps, learning rate; `checkpoint.run_record`).
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ from transformers import get_cosine_schedule_with_warmup
 
 from lcfm.data import LightCurveDataset, split_by_object
 from lcfm.engine.batching import StepBatches, evaluation_batches, optimiser_step, to_device
-from lcfm.engine.checkpoint import load_checkpoint, save_checkpoint
+from lcfm.engine.checkpoint import load_checkpoint, run_record, save_checkpoint
 from lcfm.engine.metadata import fit_encoder, save_encoder, with_metadata
+from lcfm.engine.save import save_model_atomically
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.shards import read_shards
 
 SIMULATED_FALLBACK = 512
+#: PretrainArgs fields that shape the trained weights; `--resume` refuses a change in any
+RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "learning_rate",
+              "weight_decay", "warmup_fraction", "validation_fraction")
 
 
 @dataclass
@@ -82,6 +90,20 @@ def _prepare_data(args: PretrainArgs, survey):
     return read_shards(sample_dir), f"bundled sample of {survey.name}"
 
 
+def _check_survey(frame, survey, source: str) -> None:
+    """The checkpoint is stamped with `--survey` (name and band wavelengths): data of another
+    survey, or of several, would train under the wrong bands and be published as the wrong
+    survey, so it is refused."""
+    found = sorted(frame["survey"].drop_nulls().unique().to_list())
+    if not found or found == [survey.name]:
+        return
+    if len(found) > 1:
+        raise DataError(f"{source}: holds light curves of several surveys ({', '.join(found)});"
+                        f" pretrain on one survey at a time (--survey {survey.name})")
+    raise DataError(f"{source}: light curves of survey {found[0]!r}, but --survey is "
+                    f"{survey.name!r} (give --survey {found[0]}, or data of {survey.name})")
+
+
 def evaluate_loss(model, dataset, collate, batch_size, device, seed) -> float:
     """Mean loss over a dataset, weighted by batch size."""
     model.eval()
@@ -101,6 +123,9 @@ def pretrain(args: PretrainArgs) -> dict:
     if args.max_steps < 1:
         raise ConfigError(f"max_steps must be >= 1, got {args.max_steps}")
     output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output}: an existing file, not a folder for the "
+                          "checkpoint")
     output.mkdir(parents=True, exist_ok=True)
     survey = get_survey(args.survey)
     plugin, config_name = find_model_configuration(args.model)
@@ -108,6 +133,7 @@ def pretrain(args: PretrainArgs) -> dict:
         raise ConfigError(f"model {args.model!r} has no self-supervised objective; "
                           "use `lcfm finetune` for it")
     frame, data_source = _prepare_data(args, survey)
+    _check_survey(frame, survey, data_source)
     train_frame, val_frame = split_by_object(frame, args.validation_fraction, args.seed)
     if train_frame.height == 0:
         raise DataError(f"{data_source}: no light curves to train on")
@@ -140,9 +166,10 @@ def pretrain(args: PretrainArgs) -> dict:
 
     eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
     checkpoint_every = args.checkpoint_every or eval_every
-    state = {"step": 0, "history": [], "validation": []}
+    run = run_record(args, RUN_FIELDS, model_type=config.model_type, frame=frame)
+    state = {"step": 0, "history": [], "validation": [], "run": run}
     if args.resume:
-        state = load_checkpoint(accelerator, output)
+        state = load_checkpoint(accelerator, output, run)
 
     started = time.perf_counter()
     bar = tqdm(total=args.max_steps, initial=state["step"], desc=f"pretrain {args.model}",
@@ -192,7 +219,7 @@ def pretrain(args: PretrainArgs) -> dict:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.config.lcfm_survey = survey.name
         unwrapped.config.lcfm_bands = {b: float(w) for b, w in survey.bands.items()}
-        unwrapped.save_pretrained(output, safe_serialization=True)
+        save_model_atomically(unwrapped, output)  # no config.json beside missing weights
         if encoder is not None:
             save_encoder(encoder, survey.name, output)
         (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
