@@ -45,3 +45,23 @@ def test_unrecognised_file_is_a_one_line_error_naming_it(name, tmp_path):
     with pytest.raises((InputFileError, ConfigError)) as info:
         ingest(get_survey(name), bad, tmp_path / "out")
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", survey_names())
+def test_segments_and_duplicate_policy(name, tmp_path):
+    """Every reader says what a repeated object means; the bundled sample (several Kepler
+    quarters of one star, MACHO's B and R of one star, ...) holds no duplicate, so its
+    segment fields tell its light curves apart, and each is a meta field of every row."""
+    survey = get_survey(name)
+    assert {r.duplicates for r in survey.formats.values()} <= {"reject", "merge"}
+    try:
+        survey.sample_path()
+    except ConfigError:
+        return
+    report = ingest(survey, None, tmp_path)
+    assert report.duplicate_object_ids == 0 and not report.files_rejected
+    frame = read_shards(tmp_path)
+    assert frame.height == report.light_curves_written
+    if survey.segment_fields and frame.height:
+        fields = set(frame["meta"].struct.fields)
+        assert set(survey.segment_fields) <= fields, (survey.segment_fields, fields)

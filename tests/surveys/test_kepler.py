@@ -288,7 +288,11 @@ def test_bad_files_raise_one_line_errors_naming_the_file(shared_data, tmp_path, 
     assert text.startswith(str(path)) and message in text and "\n" not in text
 
 
-def test_bad_file_in_a_folder_stops_ingest_with_its_name(shared_data, tmp_path):
+def test_bad_file_in_a_folder_is_rejected_by_name(shared_data, tmp_path):
+    """Issue 9, item 6: the bad file is named in report.json, the good one ingested;
+    `strict` stops at the bad file instead."""
+    import json
+
     from lcfm.ingest import ingest
 
     folder = tmp_path / "in"
@@ -297,8 +301,12 @@ def test_bad_file_in_a_folder_stops_ingest_with_its_name(shared_data, tmp_path):
     bad = folder / "kplr000000002-2009131105131_llc.fits"
     bad.write_bytes((kepler_dir(shared_data) / "kplr005899262-2009131105131_llc.fits")
                     .read_bytes()[:3000])
+    report = ingest(KeplerSurvey(), folder, tmp_path / "out")
+    assert report.files_read == 1 and report.light_curves_written == 1
+    (rejected,) = json.loads((tmp_path / "out" / "report.json").read_text())["files_rejected"]
+    assert rejected["file"] == str(bad) and "truncated" in rejected["reason"]
     with pytest.raises(InputFileError, match=str(bad)):
-        ingest(KeplerSurvey(), folder, tmp_path / "out")
+        ingest(KeplerSurvey(), folder, tmp_path / "strict", strict=True)
 
 
 def test_light_curve_with_no_valid_cadence_is_counted(tmp_path):

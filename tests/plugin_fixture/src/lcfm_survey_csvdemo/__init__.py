@@ -125,6 +125,7 @@ class CsvDemoSurvey(SurveyPlugin):
     )
     default_window = 100
     readers = (CsvDemoReader,)
+    segment_fields = ()  # one light curve per object_id: a repeat is a duplicate
     sample_package = "lcfm_survey_csvdemo"
     sample_folder = "sample"
     options = {"default_band": "g"}

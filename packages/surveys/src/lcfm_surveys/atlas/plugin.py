@@ -65,6 +65,8 @@ class AtlasSurvey(SurveyPlugin):
     taxonomy = ATLAS_TAXONOMY
     default_window = 200
     readers = (AtlasPhotometryReader,)
+    # one file per object and no observing segments: a repeated object is a duplicate
+    segment_fields = ()
     # No bundled sample: no real ATLAS light curve may be shipped, and a synthetic file
     # must not pass for one.
     sample_package = ""

@@ -8,6 +8,15 @@ difference-image fluxes of transients and variables. Two native formats are read
 * `alert_parquet` alerts in the LSST alert schema stored as Parquet, one light curve per
                   diaObject with every measurement once, see alerts.py.
 
+Broker exports (broker.py): one object's alerts spread over many Parquet files are merged
+into one light curve before preprocessing (the alert reader declares duplicates="merge";
+`merge_rows` keeps each exposure once and the earliest alert for the window). Truth is
+read from GENTYPE / SNTYPE / SIM_TYPE_INDEX / classId / class_id / truth columns and from
+Hive partition folders such as `classId=121/`, mapped to the 20-class scheme, and a SNANA
+type number sets meta["gentype"]. Conflicting truth inside a file is an error naming it.
+A SNANA HEAD with a repeated SNID is a duplicate object: ingest keeps the first row and
+reports the others (duplicates="reject", the default).
+
 Preprocessing (ATCAT sect. 2.1.1, defaults): observations from 30 days before the first
 alert on, t = 0 at the first kept point (its MJD in meta["time_offset"]), flux and its
 error as `value`/`error` (value_kind "flux"), band -> central wavelength through `bands`.
@@ -32,6 +41,7 @@ from lcfm.survey import Step, SurveyPlugin
 
 from lcfm_surveys.elasticc.alerts import AlertParquetReader
 from lcfm_surveys.elasticc.bands import LSST_WAVELENGTHS, normalize_bands
+from lcfm_surveys.elasticc.broker import merge_alert_rows
 from lcfm_surveys.elasticc.metadata import METADATA_FEATURES
 from lcfm_surveys.elasticc.preprocessing import alert_window, shift_time_to_first_point
 from lcfm_surveys.elasticc.snana import SnanaFitsReader
@@ -62,6 +72,8 @@ class ElasticcSurvey(SurveyPlugin):
     # ATCAT sect. 3.6: the longest ELAsTiCC light curve after preprocessing has 243 points
     default_window = 243
     readers = (SnanaFitsReader, AlertParquetReader)
+    # one light curve per object: no observing segments (Kepler quarters, TESS sectors)
+    segment_fields = ()
     sample_package = "lcfm_surveys.elasticc"
     sample_folder = "sample"
     options = {
@@ -92,6 +104,11 @@ class ElasticcSurvey(SurveyPlugin):
             raise ConfigError(f"survey 'elasticc': metadata_quantiles must be an integer "
                               f">= 2, got {o['metadata_quantiles']!r}")
         o["metadata_quantiles"] = int(quantiles)
+
+    def merge_rows(self, rows, report):
+        """The rows of one object's alerts read from several broker files, as one light
+        curve (broker.py: each exposure once, earliest alert, agreeing truth)."""
+        return merge_alert_rows(rows, report)
 
     def simulator(self):
         from lcfm_surveys.elasticc.simulate import ElasticcSimulator

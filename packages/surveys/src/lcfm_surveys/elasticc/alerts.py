@@ -17,9 +17,17 @@ Time is the TAI MJD of the exposure midpoint; value is psFlux with its error.
 
 Accounting: every detection and forced-photometry record of every alert is a point read;
 repeats and detection duplicates are rejected with their reason, so
-written + rejected == read. One light curve is read per diaObjectId. An object whose
-alerts are split over several files gives one light curve per file.
-The first alert of an object (meta["alert_mjd"]) is its earliest detection.
+written + rejected == read. One light curve is read per diaObjectId and file. The first
+alert of an object (meta["alert_mjd"]) is its earliest detection.
+
+Broker exports (broker.py): an object's alerts may be spread over many files. The reader
+declares `duplicates = "merge"`, so ingest gathers the rows of one diaObjectId from every
+file and the plugin's `merge_rows` makes them one light curve before preprocessing
+(repeated exposures counted once, the earliest alert kept for the 30-day window). Truth
+comes from top-level columns (GENTYPE, SNTYPE, SIM_TYPE_INDEX, classId, class_id, truth,
+...) and from Hive partition folders in the file's path (`classId=121/part-0.parquet`),
+mapped onto the 20-class scheme; a SNANA type number also sets meta["gentype"]. Alerts
+without truth stay unlabeled (label None, gentype -1).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row
 
 from lcfm_surveys.elasticc.bands import normalize_bands
+from lcfm_surveys.elasticc.broker import NO_TRUTH, object_truths, scheme_for, truth_columns
 from lcfm_surveys.elasticc.metadata import alert_feature_name, feature_columns, object_meta
 
 #: canonical field -> accepted spellings, first found wins
@@ -93,6 +102,8 @@ class AlertParquetReader(Reader):
     description = "LSST/ELAsTiCC alerts as Parquet (diaSource, prvDiaSources, " \
                   "prvDiaForcedSources, diaObject)"
     patterns = ("*.parquet",)
+    # one object's alerts may sit in several files of a broker export: merge them
+    duplicates = "merge"
 
     def read(self, path: Path, report: IngestReport) -> Iterator[Row]:
         path = Path(path)
@@ -119,8 +130,15 @@ class AlertParquetReader(Reader):
         object_fields = _struct_fields(schema.get("diaObject", pl.Null())) or []
         if object_fields:
             columns.append("diaObject")
+        truths = truth_columns(schema)
+        for column in truths:
+            dtype = schema[column]
+            if not (dtype.is_numeric() or dtype == pl.String or dtype == pl.Null):
+                raise InputFileError(path, f"truth column {column} holds {dtype}, not a "
+                                     "number or a class name")
         try:
-            frame = pl.read_parquet(path, columns=columns)
+            # the path's key=value folders are read as truth below, never as columns
+            frame = pl.read_parquet(path, columns=columns + truths, hive_partitioning=False)
         except Exception as exc:
             raise InputFileError(path, f"unreadable or truncated Parquet file "
                                  f"({_one_line(exc)})") from None
@@ -133,9 +151,12 @@ class AlertParquetReader(Reader):
             row = int(frame["_obj"].is_null().arg_true()[0])
             raise InputFileError(path, f"alert row {row} has no diaObjectId (neither in "
                                  "diaObject nor in diaSource)")
-        yield from self._light_curves(frame, source, listed, object_fields, report)
+        truth = object_truths(frame, truths, path,
+                              scheme_for(path, self.survey.opts["code_scheme"]))
+        yield from self._light_curves(frame, source, listed, object_fields, truth, report)
 
-    def _light_curves(self, frame, source, listed, object_fields, report) -> Iterator[Row]:
+    def _light_curves(self, frame, source, listed, object_fields, truth,
+                      report) -> Iterator[Row]:
         include_forced = self.survey.opts["include_forced"]
         sources = [_measurements(frame, "diaSource", source, listed=False)]
         if "prvDiaSources" in listed:
@@ -191,10 +212,11 @@ class AlertParquetReader(Reader):
             known = b != ""
             report.reject_points(_UNKNOWN_BAND, int((~known).sum()))
             found = metas.get(key, {})
+            said = truth.get(key, NO_TRUTH)
             meta = object_meta(
                 ra=found.get("ra"), dec=found.get("dec"), alert_mjd=c["alert_mjd"],
-                last_detection_mjd=c["last_detection_mjd"], raw_class="", gentype=-1,
-                flux_unit="psFlux", features=found.get("features", {}),
+                last_detection_mjd=c["last_detection_mjd"], raw_class=said.raw,
+                gentype=said.gentype, flux_unit="psFlux", features=found.get("features", {}),
             )
             yield {
                 "object_id": key,
@@ -204,7 +226,7 @@ class AlertParquetReader(Reader):
                 "error": error[lo:hi][known].astype(np.float32),
                 "band": b[known],
                 "value_kind": "flux",
-                "label": None,
+                "label": said.label,
                 "meta": meta,
             }
 

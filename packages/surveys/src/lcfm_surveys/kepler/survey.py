@@ -24,6 +24,10 @@ Cadences with a NaN time or flux are always dropped (canonical rows hold finite 
 only; PDC sets the flux of most flagged cadences to NaN anyway). The preprocessing chain is
 then exactly ASTRAFier's for Kepler: "For Kepler light curves, we apply only
 standardization" (sect. 4.3) -- after sorting by time, which drops nothing for MAST files.
+
+Duplicates (issue 9, item 6): a light curve is a star and a quarter (`segment_fields`), so
+two files of the same star and quarter are a duplicate that ingest reports and keeps
+once. A file whose KEPLERID is missing or not an integer is refused in one line.
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ class KeplerSurvey(SurveyPlugin):
     # 4,780 cadences (~93-97 d at 48.9 cadences/day).
     default_window = 4800
     readers = (KeplerLongCadenceReader,)
+    # one row per quarter unless stitched (then quarter = -1 for the one row of a star): a
+    # second file of the same star and quarter is a duplicate, another quarter is not
+    segment_fields = ("quarter",)
     sample_package = "lcfm_surveys.kepler"
     options = {
         "flux_column": "PDCSAP_FLUX",

@@ -11,6 +11,11 @@ band "B" or "R", magnitudes, time in MJD):
 The first two are tested on real files; the tile dump and the Alcock layout have no real
 file here and are tested on files written in exactly their published layout.
 
+Bad input is one line naming the file and line: every row of the CSV layouts must have its
+header's field count (an export cut mid-row is an error, not a star with missing values),
+and an Alcock metadata row whose Path or ID is absolute or climbs out with `..` is
+refused. The same star and band in two files is a duplicate, reported and kept once.
+
 Preprocessing follows Astromer 2 (paper 001, sect. 2.1 and 4.1): observations with a
 negative uncertainty or one above 1 mag are removed, and values below the 1st or above the
 99th percentile of each light curve are discarded. lcfm adds the bookkeeping steps every
@@ -51,6 +56,9 @@ class MachoSurvey(SurveyPlugin):
     # they are recognised by name alone
     readers = (MachoStarFileReader, MachoArchiveDumpReader, MachoExportCsvReader,
                MachoAlcockReader)
+    # one row per star and band (B and R stay apart through the band set of the key);
+    # the same star and band in two files is a duplicate, reported and kept once
+    segment_fields = ()
     sample_package = "lcfm_surveys.macho"
     sample_folder = "sample"
     options = {

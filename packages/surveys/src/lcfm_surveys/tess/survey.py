@@ -29,6 +29,10 @@ Preprocessing, ASTRAFier sect. 4.3, in the paper's order: flagged and NaN cadenc
 dropped by the reader; then points more than 10 standard deviations from the median are
 dropped, a Gaussian filter (sigma = 61 cadences) of the flux is subtracted, time is shifted
 to start at 0 (the offset is kept in meta["time_offset"]) and the flux is standardized.
+
+Duplicates (issue 9, item 6): a light curve is a star and a sector (`segment_fields`), so
+the same star and sector twice (a QLP and a SPOC file of it, or a copy) is reported and
+kept once. A file whose TICID is missing or not an integer is refused in one line.
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ class TessQlpSurvey(SurveyPlugin):
     # QLP sector has at most 27.4 d x 48 cadences/d = 1,315 points, so one window holds it.
     default_window = 1320
     readers = (QlpReader, SpocReader)
+    # one row per sector: a star observed in two sectors is two light curves, the same
+    # sector twice (a QLP and a SPOC file, or a copy) is a duplicate
+    segment_fields = ("sector",)
     sample_package = "lcfm_surveys.tess"
     options = {
         "flux_column": None,
