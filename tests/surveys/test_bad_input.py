@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from lcfm.exceptions import ConfigError, InputFileError, LcfmError
+from lcfm.ingest import ingest
 from lcfm.registry import get_survey, survey_names
 from lcfm.report import IngestReport
 from lcfm_surveys.elasticc.snana import partner_of
@@ -47,21 +48,31 @@ def write_atlas(folder: Path) -> Path:
 NO_SAMPLE_WRITERS = {"atlas": write_atlas}
 
 
+def sample_files(name: str) -> list[Path] | None:
+    """The bundled sample files of survey `name` that one of its readers takes (README,
+    LICENSE and format notes left out); None when it ships no sample."""
+    survey = get_survey(name)
+    try:
+        folder = survey.sample_path()
+    except ConfigError:
+        return None
+    files = []
+    for path in sorted(folder.iterdir()):
+        try:
+            survey.reader_for(path)
+        except LcfmError:
+            continue
+        files.append(path)
+    return files
+
+
 def _cases():
     cases = []
     for name in survey_names():
-        survey = get_survey(name)
-        try:
-            folder = survey.sample_path()
-        except ConfigError:
+        files = sample_files(name)
+        if files is None:
             cases.append(pytest.param(name, None, id=f"{name}-layout-fixture"))
-            continue
-        for path in sorted(folder.iterdir()):
-            try:
-                survey.reader_for(path)
-            except LcfmError:
-                continue  # README, LICENSE, format notes
-            cases.append(pytest.param(name, path, id=f"{name}-{path.name}"))
+        cases += [pytest.param(name, path, id=f"{name}-{path.name}") for path in files or []]
     return cases
 
 
@@ -189,3 +200,33 @@ def test_label_catalogue_cut_mid_row(name, id_column, tmp_path):
     with pytest.raises(InputFileError, match=r"labels\.csv, line 3: row has 2 fields, the "
                                              r"header has 3"):
         list(survey.reader_for(sample).read(sample, IngestReport(name)))
+
+
+# ---- ingest: one damaged file among good ones ------------------------------------------------
+@pytest.mark.parametrize("name", survey_names())
+def test_ingest_rejects_the_damaged_file_and_keeps_the_rest(name, tmp_path):
+    """Issue 9, item 6: the bundled sample plus a damaged copy of one of its files (in a
+    subfolder, with its SNANA partner) ingests exactly as the sample alone, and
+    report.json names the damaged file."""
+    survey = get_survey(name)
+    files = sample_files(name)
+    if files is None:
+        return  # no sample: the reader-level test above covers its layout fixture
+
+    clean = ingest(survey, None, tmp_path / "clean")
+    source = tmp_path / "input"
+    shutil.copytree(survey.sample_path(), source)
+    first = files[0]
+    damaged = source / "damaged" / first.name
+    damaged.parent.mkdir()
+    damaged.write_bytes(_damage(first.read_bytes(), "first_half"))
+    partner = partner_of(first) if name == "elasticc" else None
+    if partner is not None:
+        shutil.copy(partner, damaged.parent / partner.name)
+    report = ingest(survey, source, tmp_path / "out")
+    (rejected,) = report.files_rejected
+    assert str(damaged.parent) in rejected["file"] and "\n" not in rejected["reason"]
+    assert report.files_read == clean.files_read
+    assert (report.light_curves_written, report.points_written) == (
+        clean.light_curves_written, clean.points_written)
+    assert report.balanced and report.duplicate_object_ids == 0

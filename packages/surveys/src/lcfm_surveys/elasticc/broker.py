@@ -167,10 +167,11 @@ def object_truths(frame: pl.DataFrame, columns: list[str], path: Path,
 
 
 def scheme_for(path: Path, option: str) -> str:
-    """The code scheme of a file: the option, or "auto" -> plasticc when named so."""
+    """The code scheme of a file: the option, or "auto" -> plasticc when the file is named
+    so (its name only, as for SNANA files: a user's folder names say nothing)."""
     if option != "auto":
         return option
-    return "plasticc" if "PLASTICC" in str(path).upper() else "elasticc"
+    return "plasticc" if "PLASTICC" in Path(path).name.upper() else "elasticc"
 
 
 # ---- merging the pieces of one object -----------------------------------------------------
