@@ -102,3 +102,26 @@ def test_report_balance_and_json(tmp_path):
     assert data["points_rejected"] == {"sentinel": 3, "empty light curve": 2}
     report.read(1)
     assert not report.balanced
+
+
+def test_writer_transaction_rolls_back_a_file_even_after_spilling(tmp_path):
+    writer = ShardWriter(tmp_path, rows_per_shard=2)
+    writer.begin()
+    writer.add(make_row(0))
+    writer.commit()
+    writer.begin()
+    for i in range(1, 6):  # overflows: committed row 0 goes to a shard, the rest pending
+        writer.add(make_row(i))
+    assert list(tmp_path.glob(".pending-*.parquet"))
+    writer.rollback()
+    assert not list(tmp_path.glob(".pending-*.parquet"))
+    writer.begin()
+    for i in range(6, 11):
+        writer.add(make_row(i))
+    writer.commit()
+    writer.close()
+    frame = read_shards(tmp_path)
+    assert frame["value"].list.first().to_list() == [0, 6, 7, 8, 9, 10]
+    assert [p.name for p in writer.paths] == [f"part-{i:05d}.parquet"
+                                              for i in range(len(writer.paths))]
+    assert not list(tmp_path.glob(".*"))  # no pending or temporary file left
