@@ -230,3 +230,21 @@ def test_ingest_rejects_the_damaged_file_and_keeps_the_rest(name, tmp_path):
     assert (report.light_curves_written, report.points_written) == (
         clean.light_curves_written, clean.points_written)
     assert report.balanced and report.duplicate_object_ids == 0
+
+
+def test_malformed_alcock_metadata_does_not_stop_the_other_files(tmp_path):
+    survey = get_survey("macho")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for folder, last in ((good, "4.5.6,RRab,4.5.6.csv\n"), (bad, "4.5.6,RR")):
+        (folder / "LCs").mkdir(parents=True)
+        for star in ("1.2.3", "4.5.6"):
+            (folder / "LCs" / f"{star}.csv").write_text("mjd,mag,errmag\n" + "".join(
+                f"{50000 + i},{-5 - 0.01 * i:.2f},0.02\n" for i in range(20)))
+        (folder / "metadata.csv").write_text(f"ID,Class,Path\n1.2.3,RRab,1.2.3.csv\n{last}")
+    files = survey.input_files(tmp_path)
+    assert good / "metadata.csv" in files and bad / "metadata.csv" in files
+    assert good / "LCs" / "1.2.3.csv" not in files  # read through its metadata only
+    report = ingest(survey, tmp_path, tmp_path / "out")
+    assert report.light_curves_written == 2 and report.balanced
+    rejected = {r["file"]: r["reason"] for r in report.files_rejected}
+    assert "line 3: row has 2 fields" in rejected[str(bad / "metadata.csv")]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lcfm.exceptions import ConfigError
+from lcfm.exceptions import ConfigError, LcfmError
 from lcfm.preprocess import (
     drop_nonfinite,
     error_range,
@@ -120,5 +120,10 @@ class MachoSurvey(SurveyPlugin):
         owned: set[Path] = set()
         for file in files:
             if file not in owned and alcock.matches(file):
-                owned.update(p.resolve() for p in alcock.light_curve_files(file))
+                try:
+                    owned.update(p.resolve() for p in alcock.light_curve_files(file))
+                except LcfmError:
+                    # a malformed metadata file is rejected when ingest reads it; it must
+                    # not stop the other files from being found (issue 9, item 6)
+                    continue
         return [f for f in files if f.resolve() not in owned]
