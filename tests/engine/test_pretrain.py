@@ -71,3 +71,19 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     assert [h["step"] for h in b] == list(range(1, 13))
     assert [round(h["loss"], 5) for h in a] == [round(h["loss"], 5) for h in b]
     assert resumed["final_loss"] == pytest.approx(full["final_loss"], rel=1e-5)
+
+
+def test_final_folder_is_complete_readable_and_records_the_run(trained):
+    from lcfm.engine.loading import check_model_folder
+
+    path, metrics = trained
+    out = path / "run"
+    assert check_model_folder(out)["lcfm_survey"] == "macho"
+    assert not (out / ".saving.tmp").exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "model.safetensors").stat().st_mode & 0o044 == 0o044 & ~umask
+    run = json.loads((out / "checkpoint" / "trainer_state.json").read_text())["run"]
+    total = metrics["train_light_curves"] + metrics["validation_light_curves"]
+    assert run["survey"] == "macho" and run["max_steps"] == 60 and run["batch_size"] == 8
+    assert run["data"].startswith(f"{total} light curves, ")

@@ -135,13 +135,16 @@ def pretrain(
     batch_size: Annotated[int, typer.Option()] = 32,
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
     seed: Annotated[int, typer.Option()] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from OUTPUT/checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue from OUTPUT/checkpoint; refused unless model, data, batch size, seed, "
+             "max steps and learning rate are those of the checkpoint.")] = False,
     metadata: Annotated[bool, typer.Option(
         help="Feed each object's metadata to models with a metadata token (ATCAT).")] = False,
     config: Annotated[list[str] | None, typer.Option(
         help="Config override key=value (repeatable), e.g. num_layers=2.")] = None,
 ) -> None:
-    """Self-supervised pretraining; writes a Hugging Face checkpoint to OUTPUT."""
+    """Self-supervised pretraining; writes a Hugging Face checkpoint to OUTPUT. The data must
+    be of --survey (the checkpoint is stamped with its name and bands)."""
     from lcfm.engine import PretrainArgs
     from lcfm.engine import pretrain as run_pretrain
 
