@@ -126,6 +126,9 @@ def test_alerts_of_one_object_across_files_become_one_light_curve(survey, alerts
     ("truth", "113", "II", -1, "classId:113"),
     ("GENTYPE", 81, None, 81, "Mdwarf"),  # no counterpart among the 20 classes
     ("GENTYPE", 0, None, -1, ""),  # SNANA's "no type"
+    ("GENTYPE", float("nan"), None, -1, ""),  # a float column's missing value
+    ("true_class", "kn", "KN", -1, "kn"),  # names in any case
+    ("model_name", "snia-salt2", "Ia", -1, "snia-salt2"),
 ])
 def test_truth_columns(survey, alerts, tmp_path, column, value, label, gentype, raw):
     path = _write(alerts.filter(pl.col("_obj") == WHOLE).with_columns(

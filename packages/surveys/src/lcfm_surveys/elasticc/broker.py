@@ -115,9 +115,10 @@ def resolve(kind: str, value: str, scheme: str, where: str, path: Path) -> Truth
         return Truth(CLASS_IDS.get(code), f"classId:{code}")
     try:
         return Truth(TAXONOMY.map(value), value)
-    except KeyError:
-        match = next((m for m in MODEL_TO_CLASS if m.lower() == value.lower()), None)
-        return Truth(MODEL_TO_CLASS[match] if match else None, value)
+    except KeyError:  # names are matched case-insensitively ("kn", "snia-salt2")
+        names = {**{c.lower(): c for c in TAXONOMY.classes},
+                 **{m.lower(): MODEL_TO_CLASS[m] for m in MODEL_TO_CLASS}}
+        return Truth(names.get(value.lower()), value)
 
 
 def combine(truths: list[tuple[str, Truth]], path: Path, what: str) -> Truth:
@@ -154,7 +155,8 @@ def object_truths(frame: pl.DataFrame, columns: list[str], path: Path,
         record = values.get(obj, {})
         sources = []
         for column in columns:
-            distinct = [v for v in record.get(column, []) if v != ""]
+            # a float column's NaN is a missing value, as an empty string is
+            distinct = [v for v in record.get(column, []) if v.lower() not in ("", "nan")]
             if len(distinct) > 1:
                 raise InputFileError(path, f"object {obj}: column {column} has values "
                                      f"{distinct} in different alerts")
