@@ -143,22 +143,24 @@ def test_duplicate_object_ids_are_rejected_and_segments_bands_kept(tmp_path):
           curve("2", range(3), band="r"),  # another band of star 2: another light curve
           curve("3", range(3), quarter=1), curve("3", range(3), quarter=2))
     write(tmp_path / "in" / "b.toy", curve("2", range(4)), curve("3", range(3), quarter=2),
-          curve("4", range(3)), curve("4", range(3)))  # a repeated id inside one file too
+          curve("4", range(3)), curve("4", range(3)),  # a repeated id inside one file too
+          curve("5", range(4), band=["g", "r", "g", "r"]),
+          curve("5", range(3), band=["g", "r", "i"]))  # multi-band: same SNID, other bands
     rows, report = read_rows(ToySurvey(), tmp_path / "in")
     ingested = ingest(ToySurvey(), tmp_path / "in", tmp_path / "out")
     for rep in (report, ingested):
-        assert rep.duplicate_object_ids == 3 and rep.balanced
-        assert rep.light_curves_rejected == {"duplicate object_id": 3}
-        assert rep.points_rejected["duplicate object_id"] == 4 + 3 + 3
-        assert rep.duplicate_examples == ["2", "3", "4"]
+        assert rep.duplicate_object_ids == 4 and rep.balanced
+        assert rep.light_curves_rejected == {"duplicate object_id": 4}
+        assert rep.points_rejected["duplicate object_id"] == 4 + 3 + 3 + 3
+        assert rep.duplicate_examples == ["2", "3", "4", "5"]
     assert sorted((r["object_id"], str(r["band"][0]), r["meta"].get("quarter")) for r in rows) \
         == [("1", "g", None), ("2", "g", None), ("2", "r", None), ("3", "g", 1), ("3", "g", 2),
-            ("4", "g", None)]
+            ("4", "g", None), ("5", "g", None)]
     star2 = [r for r in rows if r["object_id"] == "2" and r["band"][0] == "g"][0]
     assert star2["time"].size == 3  # the first one read is kept
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert saved["duplicate_object_ids"] == {"count": 3, "examples": ["2", "3", "4"]}
-    assert read_shards(tmp_path / "out").height == 6
+    assert saved["duplicate_object_ids"] == {"count": 4, "examples": ["2", "3", "4", "5"]}
+    assert read_shards(tmp_path / "out").height == 7
 
 
 def test_merge_readers_combine_one_object_across_files(tmp_path):
@@ -327,3 +329,21 @@ def test_report_balance_counts_merged_light_curves():
     assert report.balanced and report.duplicate_examples == ["7"]
     assert report.to_dict()["light_curves_rejected"] == {"duplicate object_id": 1}
     assert pl.Series(report.to_dict()["files_rejected"]).len() == 0
+
+
+def test_simulate_restarts_cleanly_over_a_dead_run(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    (folder / MARKER).write_text(json.dumps({"command": "lcfm simulate",
+                                             "pid": int(dead.stdout), "started": "then",
+                                             "host": socket.gethostname()}))
+    (folder / "part-00000.parquet").write_bytes(b"PAR1 half a shard")
+    (folder / ".pending-00000.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataError, match="interrupted"):
+        read_shards(folder)
+    summary = simulate_into(folder)
+    assert read_shards(folder).height == summary["light_curves"] == 2
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
+    assert (folder / "simulation.json").exists()

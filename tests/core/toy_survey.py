@@ -46,7 +46,7 @@ class ToyAlertReader(ToyReader):
 
 class ToySurvey(SurveyPlugin):
     name = "toy"
-    bands = {"g": 4800.0, "r": 6200.0}
+    bands = {"g": 4800.0, "r": 6200.0, "i": 7600.0}
     value_kind = "mag"
     taxonomy = Taxonomy(("A", "B"))
     readers = (ToyReader, ToyAlertReader)

@@ -175,13 +175,16 @@ class SurveyPlugin:
 
     def segment_key(self, row: Row, *, bands: bool = True) -> tuple:
         """What makes two rows the same light curve: object_id, the meta values of
-        `segment_fields` and (with `bands`) the set of bands in the row, so MACHO's B and
-        R rows of one star stay two light curves. "merge" readers group without the band
-        set: their rows are pieces of one multi-band light curve."""
+        `segment_fields` and (with `bands`) the band of a single-band row, so MACHO's B
+        and R rows of one star stay two light curves while two multi-band rows of one
+        SNID are one light curve whatever bands each covers ("" stands for "several
+        bands"). "merge" readers group without the band: their rows are pieces of one
+        light curve. Override for a survey whose segments need another rule."""
         meta = row.get("meta") or {}
         key = (str(row["object_id"]), *(_plain(meta.get(f)) for f in self.segment_fields))
         if bands:
-            key += (tuple(sorted({str(b) for b in np.unique(np.asarray(row["band"]))})),)
+            names = np.unique(np.asarray(row["band"]).astype(str))
+            key += (str(names[0]) if names.size == 1 else "",)
         return key
 
     def merge_rows(self, rows: list[Row], report: IngestReport) -> Row:
