@@ -112,6 +112,21 @@ def test_resume_of_the_same_run_continues(interrupted, labeled_dir, tmp_path):
     assert state["run"]["batch_size"] == 8 and state["run"]["model"] == "astromer-v2"
 
 
+def test_checkpoint_without_a_run_record_resumes_with_a_warning(interrupted, labeled_dir,
+                                                                tmp_path):
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(interrupted, copy)
+    state_file = copy / "checkpoint" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["run"]
+    state_file.write_text(json.dumps(state))
+    with pytest.warns(UserWarning, match="written before runs were recorded"):
+        assert pretrain(_pretrain_args(labeled_dir, copy, resume=True))["steps"] == 6
+    assert json.loads(state_file.read_text())["run"]["seed"] == 0  # recorded from now on
+
+
 def test_finetune_resume_refuses_a_different_run(labeled_dir, tmp_path):
     base = dict(data=labeled_dir, model="astromer-v2", output=tmp_path / "ft", max_steps=6,
                 batch_size=8, progress=False, eval_every=2,
