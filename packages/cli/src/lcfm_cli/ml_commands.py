@@ -71,13 +71,20 @@ def evaluate(
     batch_size: Annotated[int, typer.Option()] = 64,
 ) -> None:
     """Accuracy, per-class and macro P/R/F1, class-balanced F1, confusion matrix,
-    reliability diagram and ECE, per-class threshold table."""
+    reliability diagram and ECE, per-class threshold table, on held-out objects: the
+    model's training and validation objects and rows without one of its classes are
+    left out and counted."""
     from lcfm.engine.evaluate import evaluate as run
 
     r = run(model, data, output, batch_size)
-    typer.echo(f"{r['objects']} objects: accuracy {r['accuracy']:.3f}, macro F1 "
-               f"{r['macro_f1']:.3f}, class-balanced F1 {r['class_balanced_f1']:.3f}, "
-               f"ECE {r['ece']:.3f}; details in {output}")
+    excluded = r["excluded_training_objects"]
+    held_out = ("no split record in the model folder: training objects not checked"
+                if excluded is None else f"{excluded} training/validation objects excluded")
+    typer.echo(f"{r['n_objects']} held-out objects scored ({held_out}; skipped: "
+               f"{r['n_skipped_unlabeled']} unlabeled, {r['n_skipped_foreign_label']} with "
+               f"other labels): accuracy {r['accuracy']:.3f}, macro F1 {r['macro_f1']:.3f}, "
+               f"class-balanced F1 {r['class_balanced_f1']:.3f}, ECE {r['ece']:.3f}; "
+               f"details in {output}")
 
 
 @app.command()
@@ -86,7 +93,8 @@ def predict(
     data: Folder,
     output: Annotated[Path, typer.Option(help="Parquet catalog to write.")],
     mc_samples: Annotated[int, typer.Option(
-        help="Monte-Carlo dropout passes (ASTRAFier uses 20); 0 = one deterministic pass.")]
+        help="Monte-Carlo dropout passes with the model's own dropout (ASTRAFier uses 20); "
+             "0 = one deterministic pass. A model without dropout refuses it.")]
     = 0,
     batch_size: Annotated[int, typer.Option()] = 64,
     seed: Annotated[int, typer.Option()] = 0,
@@ -97,7 +105,8 @@ def predict(
         help="Causal models: probabilities after every observation (<output>_early.parquet)."
     )] = False,
 ) -> None:
-    """Classify every object: a Parquet catalog with probabilities per class."""
+    """Classify every object, labeled or not, over all its observations: a Parquet catalog
+    with probabilities per class and n_observations_used."""
     from lcfm.engine.evaluate import predict as run
     from lcfm.exceptions import ConfigError
 

@@ -37,6 +37,9 @@ class ModelPlugin:
     #: encoder parameters (name suffixes) that stay trainable with --freeze-encoder, e.g.
     #: Astromer 2's layer weights, which the paper trains with the classifier (sect. 5.4)
     trainable_when_frozen: tuple[str, ...] = ()
+    #: the collator encodes each band by its central wavelength (ATCAT), so the model can
+    #: read another survey whose bands all have a wavelength (`lcfm predict` on other data)
+    encodes_wavelength: bool = False
 
     @classmethod
     def register_auto_classes(cls) -> None:
@@ -102,6 +105,26 @@ class ModelPlugin:
         attribute `rng`; the engine assigns a fresh generator seeded from (seed, step)
         before each batch, which makes runs resumable with identical batches."""
         raise NotImplementedError
+
+    def inference_window(self, config: PreTrainedConfig) -> int | None:
+        """How many observations one model input holds when the collator runs with
+        `train=False` (it keeps the first ones and drops the rest), or None when a light
+        curve of any length fits. The engine cuts longer light curves into consecutive
+        windows of this size so that predict, embed and evaluate use every observation
+        (issue 9: "Whole light curves"); training keeps the collator's random windows.
+        A plugin whose collator truncates must override this; the default (None) says the
+        collator keeps every observation."""
+        return None
+
+    def mc_dropout_modules(self, model: torch.nn.Module) -> list[torch.nn.Module]:
+        """The modules to switch to training mode for Monte-Carlo dropout (Gal & Ghahramani
+        2015; ASTRAFier sect. 3.6): every `nn.Dropout` with p > 0, at the rate the model was
+        trained with. A plugin whose attention drops weights functionally
+        (`scaled_dot_product_attention(dropout_p=...)` while training) adds those attention
+        modules. An empty list means the model has no active dropout, and MC sampling
+        would only repeat one deterministic pass."""
+        return [m for m in model.modules()
+                if isinstance(m, torch.nn.Dropout) and m.p > 0]
 
     def describe(self) -> dict:
         return {

@@ -1,7 +1,22 @@
 """`lcfm evaluate`, `lcfm predict` and `lcfm embed` on a fine-tuned or pretrained model.
 
-Light curves of one object (bands, quarters, sectors) are combined by averaging their
-class probabilities (or embeddings), so catalogs and metrics have one entry per object.
+Every observation of a light curve enters the model (`lcfm.engine.predict`: consecutive
+windows, observation-weighted mean). Light curves of one object (bands, quarters, sectors)
+are then combined by averaging their class probabilities (or embeddings), so catalogs and
+metrics have one entry per object, with `n_observations_used` (all the object's
+observations that entered the model).
+
+Inference needs no labels: rows whose label is None or outside the model's classes are
+classified and embedded like any other. `evaluate` scores only objects with one of the
+model's classes that the model was not trained or validated on (the fine-tuning run's
+`splits.parquet`), and reports how many it excluded or skipped.
+
+Data from another survey than the model's (issue 9, item 1): accepted only by a model that
+encodes bands by central wavelength (`ModelPlugin.encodes_wavelength`, ATCAT), when every
+band of the data has a wavelength in its survey plugin, both surveys give the same kind of
+value (flux or magnitude) and the model reads no survey-specific metadata; the collator
+then gets the data's own band wavelengths. Anything else is a one-line DataError naming
+both surveys: a model that reads no band information cannot tell what it is given.
 """
 
 from __future__ import annotations
@@ -14,46 +29,161 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from lcfm.engine.metadata import load_encoder, with_metadata
-from lcfm.engine.predict import embed_frame, per_object, predict_frame
+from lcfm.engine.predict import embed_frame, object_sums, per_object, predict_frame
 from lcfm.engine.save import load_classifier
-from lcfm.exceptions import DataError
+from lcfm.exceptions import ConfigError, DataError, PluginNotFoundError
 from lcfm.metrics import classification_report
 from lcfm.plots import plot_confusion, plot_reliability
+from lcfm.registry import get_survey
 from lcfm.shards import read_shards, shard_paths, write_frame_atomic
 
+#: object_id -> split ("train", "validation", "test") of the fine-tuning run, in its folder
+SPLITS_FILE = "splits.parquet"
+SEEN_SPLITS = ("train", "validation")
 
-def _load_classifier(model_dir: Path, seed: int = 0):
+
+def write_splits(output: Path, parts: dict[str, pl.DataFrame]) -> Path:
+    """Record which objects a fine-tuning run trained, validated and tested on."""
+    table = pl.concat([pl.DataFrame({"object_id": part["object_id"].unique().sort(),
+                                     "split": name}, schema={"object_id": pl.String,
+                                                             "split": pl.String})
+                       for name, part in parts.items()])
+    return write_frame_atomic(table, Path(output) / SPLITS_FILE)
+
+
+def read_splits(model_dir: Path) -> pl.DataFrame | None:
+    path = Path(model_dir) / SPLITS_FILE
+    if not path.exists():
+        return None
+    try:
+        table = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a corrupt file
+        raise DataError(f"{path}: unreadable split record ({exc})") from None
+    if not {"object_id", "split"} <= set(table.columns):
+        raise DataError(f"{path}: expected columns object_id and split, found {table.columns}")
+    return table
+
+
+def file_output(output: Path, option: str = "--output") -> Path:
+    output = Path(output)
+    if output.is_dir():
+        raise ConfigError(f"{option} {output}: is a directory; give a file name such as "
+                          f"{output / 'catalog.parquet'}")
+    return output
+
+
+def folder_output(output: Path, option: str = "--output") -> Path:
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{option} {output}: is an existing file; give a folder")
+    return output
+
+
+def _bands(frame: pl.DataFrame) -> list[str]:
+    return frame["band"].explode().cast(pl.String).unique().sort().to_list()
+
+
+def input_bands(plugin, config, frame: pl.DataFrame, source, encoder=None) -> dict[str, float]:
+    """Band -> wavelength for the collator, after checking that the model can read data of
+    this survey (module docstring). Raises DataError naming both surveys otherwise."""
+    surveys = frame["survey"].unique().to_list()
+    if len(surveys) != 1:
+        raise DataError(f"{source}: a dataset must hold one survey, found {sorted(surveys)}")
+    survey = surveys[0]
+    model_survey = getattr(config, "lcfm_survey", None)
+    model_bands = dict(getattr(config, "lcfm_bands", None) or {})
+    present = _bands(frame)
+    if model_survey is None or survey == model_survey:
+        unknown = [b for b in present if model_bands and b not in model_bands]
+        if unknown:
+            raise DataError(f"{source}: bands {unknown} are not among the model's "
+                            f"{model_survey} bands {sorted(model_bands)}")
+        return model_bands
+    try:
+        data_plugin = get_survey(survey)
+        wavelengths = {str(b): float(w) for b, w in data_plugin.bands.items()}
+        kinds = {data_plugin.value_kind, get_survey(model_survey).value_kind}
+    except PluginNotFoundError:
+        wavelengths, kinds = {}, set()
+    missing = [b for b in present if not wavelengths.get(b, 0) > 0]
+    if not plugin.encodes_wavelength:
+        why = f"{plugin.name} does not encode bands by wavelength"
+    elif missing:
+        why = f"bands {missing} have no central wavelength"
+    elif len(kinds) != 1:
+        why = f"values differ in kind ({' vs '.join(sorted(kinds)) or 'unknown'})"
+    elif encoder is not None:
+        why = f"the model reads {model_survey} metadata"
+    else:
+        return wavelengths
+    raise DataError(f"{source}: the model was trained on {model_survey} (bands "
+                    f"{', '.join(model_bands)}), the data are {survey} (bands "
+                    f"{', '.join(present)}); {why}")
+
+
+def _collator(plugin, config, bands, seed: int = 0):
+    # label2id=None: inference needs no labels, so unlabeled rows and labels outside the
+    # model's classes are classified like any other
+    return plugin.collator(config, task="classify", train=False, bands=bands, label2id=None,
+                           seed=seed)
+
+
+def _load_classifier(model_dir: Path):
     plugin, model = load_classifier(model_dir)
     config = model.config
     classes = [config.id2label[i] for i in range(len(config.id2label))]
-    collate = plugin.collator(config, task="classify", train=False,
-                              bands=getattr(config, "lcfm_bands", None) or {},
-                              label2id={c: i for i, c in enumerate(classes)}, seed=seed)
-    return plugin, model, classes, collate, load_encoder(model_dir)
+    return plugin, model, classes, load_encoder(model_dir)
 
 
-def _shard_frames(data: Path, encoder, config, what: str):
-    """Each shard of a dataset in turn (with encoded metadata where the model uses it), so
-    catalogs of millions of light curves never hold all light curves in memory."""
+def _shard_frames(data: Path, what: str):
+    """Each shard of a dataset in turn, so catalogs of millions of light curves never hold
+    all light curves in memory."""
     paths = shard_paths(data)
     for path in tqdm(paths, desc=what, unit="shard", disable=None if len(paths) > 1 else True):
-        yield with_metadata(read_shards(path), encoder, config)
+        yield path, read_shards(path)
+
+
+def _n_objects(frame: pl.DataFrame) -> int:
+    return frame["object_id"].n_unique()
 
 
 def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) -> dict:
-    plugin, model, classes, collate, encoder = _load_classifier(model_dir)
-    frame = with_metadata(read_shards(data), encoder, model.config)
-    labeled = frame.filter(pl.col("label").is_in(classes))
-    if labeled.height == 0:
-        raise DataError(f"{data}: no light curve carries one of the model's classes {classes}")
-    probs, _ = predict_frame(model, plugin, labeled, collate, len(classes), batch_size)
-    objects, object_probs = per_object(labeled["object_id"], probs)
-    truth = dict(zip(labeled["object_id"], labeled["label"], strict=True))
+    """Metrics on held-out objects with a known label (module docstring). Keys beyond
+    `lcfm.metrics.classification_report`: n_objects (objects scored), light_curves,
+    n_observations_used, excluded_training_objects (None when the model folder has no
+    split record), n_skipped_unlabeled, n_skipped_foreign_label (objects)."""
+    output = folder_output(output)
+    plugin, model, classes, encoder = _load_classifier(model_dir)
+    frame = read_shards(data)
+    bands = input_bands(plugin, model.config, frame, data, encoder)
+    splits = read_splits(model_dir)
+    seen = (splits.filter(pl.col("split").is_in(SEEN_SPLITS))["object_id"]
+            if splits is not None else pl.Series("object_id", [], pl.String))
+    in_training = frame["object_id"].is_in(seen.implode())
+    known = frame["label"].is_in(classes).fill_null(False) & ~in_training
+    scored = frame.filter(known)
+    scored_ids = scored["object_id"].unique().implode()
+    rest = frame.filter(~in_training & ~known & ~pl.col("object_id").is_in(scored_ids))
+    counts = {
+        "excluded_training_objects": _n_objects(frame.filter(in_training))
+        if splits is not None else None,
+        "n_skipped_unlabeled": _n_objects(rest.filter(pl.col("label").is_null())),
+        "n_skipped_foreign_label": _n_objects(rest.filter(pl.col("label").is_not_null())),
+    }
+    if scored.height == 0:
+        raise DataError(f"{data}: no held-out object to score: "
+                        f"{counts['excluded_training_objects'] or 0} are the model's training "
+                        f"or validation objects, {counts['n_skipped_unlabeled']} unlabeled, "
+                        f"{counts['n_skipped_foreign_label']} with labels outside {classes}")
+    scored = with_metadata(scored, encoder, model.config)
+    rows = predict_frame(model, plugin, scored, _collator(plugin, model.config, bands),
+                         len(classes), batch_size)
+    objects, object_probs = per_object(scored["object_id"], rows.probs)
+    truth = dict(zip(scored["object_id"], scored["label"], strict=True))
     y_true = np.array([classes.index(truth[o]) for o in objects])
     report = classification_report(y_true, object_probs, classes)
-    report["objects"] = len(objects)
-    report["light_curves"] = labeled.height
-    output = Path(output)
+    report.update(n_objects=len(objects), objects=len(objects), light_curves=scored.height,
+                  n_observations_used=int(rows.observations.sum()), **counts)
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     (output / "confusion_matrix.json").write_text(
@@ -70,64 +200,88 @@ def predict(model_dir: Path, data: Path, output: Path, mc_samples: int = 0,
             batch_size: int = 64, seed: int = 0, cutoffs: list[float] | None = None,
             early: bool = False) -> pl.DataFrame:
     """A Parquet catalog: object_id (once each), predicted class, one probability column
-    per class and, with MC dropout, one standard-deviation column per class. With `early`
-    or `cutoffs` (causal models), also `<output stem>_early.parquet`: probabilities after
-    each observation, or at each cutoff in days since the first observation."""
-    plugin, model, classes, collate, encoder = _load_classifier(model_dir, seed)
-    ids, probs, stds, early_tables = [], [], [], []
-    for frame in _shard_frames(data, encoder, model.config, "predict"):
+    per class, n_observations_used and, with MC dropout (`mc_samples` passes with the
+    model's own dropout rates), one standard-deviation column per class: the spread over
+    passes of the object's probability. With `early` or `cutoffs` (causal models), also
+    `<output stem>_early.parquet`: probabilities after each observation, or at each cutoff
+    in days since the first observation (of a light curve's first window)."""
+    output = file_output(output)
+    if mc_samples < 0:
+        raise ConfigError(f"--mc-samples {mc_samples}: must be 0 (one deterministic pass) or "
+                          "a positive number of passes")
+    plugin, model, classes, encoder = _load_classifier(model_dir)
+    if mc_samples:
+        from lcfm.engine.predict import enable_mc_dropout
+
+        enable_mc_dropout(model, plugin)  # fails before any shard is read
+        model.eval()
+    ids, passes, observations, early_tables = [], [], [], []
+    for path, frame in _shard_frames(data, "predict"):
+        bands = input_bands(plugin, model.config, frame, path, encoder)
+        collate = _collator(plugin, model.config, bands, seed)
+        frame = with_metadata(frame, encoder, model.config)
         if early or cutoffs:
             from lcfm.engine.early import early_probabilities
 
             early_tables.append(early_probabilities(model, plugin, frame, collate, classes,
                                                     cutoffs, batch_size))
-        p, std = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
-                               mc_samples=mc_samples, seed=seed)
+        rows = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
+                             mc_samples=mc_samples, seed=seed)
         ids.append(frame["object_id"].to_numpy())
-        probs.append(p)
-        stds.append(std)
+        passes.append(rows.passes.transpose(1, 0, 2))  # (rows, passes, classes)
+        observations.append(rows.observations)
     ids = np.concatenate(ids)
     if early_tables:
         write_frame_atomic(pl.concat(early_tables),
-                           Path(output).with_name(Path(output).stem + "_early.parquet"))
-    objects, object_probs = per_object(ids, np.concatenate(probs))
+                           output.with_name(output.stem + "_early.parquet"))
+    objects, object_passes = per_object(ids, np.concatenate(passes))
+    object_probs = object_passes.mean(1)
+    _, used, _ = object_sums(ids, np.concatenate(observations)[:, None])
     columns = {"object_id": objects,
                "predicted_class": [classes[i] for i in object_probs.argmax(1)],
-               "probability": object_probs.max(1)}
+               "probability": object_probs.max(1),
+               "n_observations_used": used[:, 0].astype(np.int64)}
     columns.update({f"p_{c}": object_probs[:, i] for i, c in enumerate(classes)})
     if mc_samples:
-        _, object_std = per_object(ids, np.concatenate(stds))
+        object_std = object_passes.std(1)
         columns.update({f"std_{c}": object_std[:, i] for i, c in enumerate(classes)})
     catalog = pl.DataFrame(columns)
-    write_frame_atomic(catalog, Path(output))
+    write_frame_atomic(catalog, output)
     return catalog
 
 
 def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
           plot: Path | None = None) -> pl.DataFrame:
     """One embedding vector per object, from the model's pooled (layer-weighted where the
-    model defines it) output."""
+    model defines it) output over all the object's observations, with its
+    n_observations_used."""
     from transformers import AutoConfig
 
     from lcfm.engine.loading import plugin_for_model_type
 
+    output = file_output(output)
     config = AutoConfig.from_pretrained(model_dir)
     plugin = plugin_for_model_type(config.model_type)
     model = plugin.base_model_class.from_pretrained(model_dir)
-    # classify-mode collation without labels: whole light curves, no masking
-    collate = plugin.collator(config, task="classify", train=False,
-                              bands=getattr(config, "lcfm_bands", None) or {},
-                              label2id=None, seed=0)
-    ids, vectors, labels = [], [], {}
-    for frame in _shard_frames(data, load_encoder(model_dir), config, "embed"):
-        vectors.append(embed_frame(model, frame, collate, batch_size))
+    encoder = load_encoder(model_dir)
+    ids, vectors, observations, labels = [], [], [], {}
+    for path, frame in _shard_frames(data, "embed"):
+        collate = _collator(plugin, config, input_bands(plugin, config, frame, path, encoder))
+        frame = with_metadata(frame, encoder, config)
+        vector, used = embed_frame(model, plugin, frame, collate, batch_size)
+        vectors.append(vector)
+        observations.append(used)
         ids.append(frame["object_id"].to_numpy())
         labels.update(zip(frame["object_id"], frame["label"], strict=True))
-    objects, object_vectors = per_object(np.concatenate(ids), np.concatenate(vectors))
+    ids = np.concatenate(ids)
+    objects, object_vectors = per_object(ids, np.concatenate(vectors))
+    _, used, _ = object_sums(ids, np.concatenate(observations)[:, None])
     table = pl.DataFrame({"object_id": objects, "label": [labels[o] for o in objects],
+                          "n_observations_used": used[:, 0].astype(np.int64),
                           "embedding": object_vectors.astype(np.float32).tolist()},
-                         schema_overrides={"embedding": pl.List(pl.Float32)})
-    write_frame_atomic(table, Path(output))
+                         schema_overrides={"embedding": pl.List(pl.Float32),
+                                           "label": pl.String})
+    write_frame_atomic(table, output)
     if plot is not None:
         from lcfm.plots import plot_embedding
 

@@ -28,6 +28,7 @@ from lcfm.data import LightCurveDataset
 from lcfm.engine import loading
 from lcfm.engine.batching import BalancedStepBatches, StepBatches, optimiser_step, to_device
 from lcfm.engine.checkpoint import FINETUNE_RUN_FIELDS, load_checkpoint, run_record, save_checkpoint
+from lcfm.engine.evaluate import SPLITS_FILE, folder_output, write_splits
 from lcfm.engine.metadata import fit_encoder, load_encoder, save_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
 from lcfm.exceptions import DataError
@@ -107,6 +108,7 @@ def _splits(frame: pl.DataFrame, args: FinetuneArgs) -> dict[str, pl.DataFrame]:
 def finetune(args: FinetuneArgs) -> dict:
     """Fine-tune (one run, or `folds` few-shot runs); returns the summary written to
     `output/metrics.json`."""
+    folder_output(args.output)
     frame = read_shards(args.data)
     parts = _splits(frame, args)
     if args.samples_per_class <= 0 and args.folds == 1:
@@ -151,13 +153,17 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     if args.lora:
         model = loading.apply_lora(model, rank=args.lora_rank)
     val_frame = parts["validation"] if parts["validation"].height else parts["train"]
+    val_frame = val_frame.filter(pl.col("label").is_in(class_names))
+    if val_frame.height == 0:  # validation holds only classes absent from training
+        val_frame = parts["train"]
     counts = np.bincount([label2id[x] for x in parts["train"]["label"]],
                          minlength=len(class_names))
     weights = class_weights(counts)
 
     def collator(train: bool):
+        # evaluation passes need no labels (predict_frame scores them against `_ids`)
         return plugin.collator(model.config, task="classify", train=train, bands=bands,
-                               label2id=label2id, seed=args.seed)
+                               label2id=label2id if train else None, seed=args.seed)
 
     collate = _Collate(collator(True), Augmenter(args.augment, args.seed) if args.augment
                        else None)
@@ -195,8 +201,8 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}", best_f1=f"{state['best_f1']:.3f}")
         if state["step"] % eval_every == 0 or state["step"] == args.max_steps:
-            probs, _ = predict_frame(accelerator.unwrap_model(model), plugin, val_frame,
-                                     collator(False), len(class_names), args.batch_size)
+            probs = predict_frame(accelerator.unwrap_model(model), plugin, val_frame,
+                                  collator(False), len(class_names), args.batch_size).probs
             f1 = classification_report(_ids(val_frame, label2id), probs, class_names)["macro_f1"]
             state["validation"].append({"step": state["step"], "macro_f1": f1})
             if f1 > state["best_f1"]:
@@ -228,13 +234,18 @@ def _finish(args, model, plugin, parts, class_names, label2id, state, output, be
 
     model = save_classifier(model, output, best_dir, lora=args.lora, merge=args.merge_lora,
                             survey=survey_name)
+    # every model folder of the run records its objects, so that `lcfm evaluate` scores
+    # held-out objects only (issue 9, "Held-out evaluation")
+    for folder in (output, output / "base", output / "merged"):
+        if (folder / "config.json").exists() or folder == output:
+            write_splits(folder, parts)
     collate = plugin.collator(model.config, task="classify", train=False,
-                              bands=model.config.lcfm_bands, label2id=label2id, seed=args.seed)
+                              bands=model.config.lcfm_bands, label2id=None, seed=args.seed)
     test = parts["test"].filter(pl.col("label").is_in(class_names))
     report = None
     if test.height:
-        probs, _ = predict_frame(model, plugin, test, collate, len(class_names),
-                                 args.batch_size)
+        probs = predict_frame(model, plugin, test, collate, len(class_names),
+                              args.batch_size).probs
         report = classification_report(_ids(test, label2id), probs, class_names)
     summary = {
         "model": args.model, "plugin": plugin.name, "survey": survey_name,
@@ -243,6 +254,8 @@ def _finish(args, model, plugin, parts, class_names, label2id, state, output, be
         "train_light_curves": parts["train"].height,
         "validation_light_curves": parts["validation"].height,
         "test_light_curves": test.height,
+        **{f"{name}_objects": part["object_id"].n_unique() for name, part in parts.items()},
+        "splits": SPLITS_FILE,
         "parameters": base_parameters,
         "test": {k: report[k] for k in ("accuracy", "macro_f1", "class_balanced_f1", "ece")}
         if report else None,

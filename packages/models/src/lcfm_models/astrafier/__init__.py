@@ -63,6 +63,10 @@ class AstrafierPlugin(ModelPlugin):
         # ASTRAFier has no pretraining head: count the classifier the paper reports (8.8 M)
         return super().parameter_count(name, head=head)
 
+    def inference_window(self, config: AstrafierConfig) -> int:
+        """The collator keeps the first `max_length` steps at inference (sect. 3.1)."""
+        return int(config.max_length)
+
     def collator(self, config: AstrafierConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,
                  label2id: Mapping[str, int] | None = None, seed: int = 0,

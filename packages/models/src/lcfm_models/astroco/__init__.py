@@ -20,6 +20,7 @@ from lcfm_models.astroco.modeling_astroco import (
     AstroCoModel,
     AstroCoModelOutput,
     AstroCoPreTrainedModel,
+    AstroCoSelfAttention,
     AstroCoSequenceClassifierOutput,
 )
 
@@ -43,6 +44,17 @@ class AstroCoPlugin(ModelPlugin):
     # Even kernel (8) so that tests exercise the asymmetric "same" padding of K=32.
     tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
             "conv_kernel_size": 8, "max_length": 64}
+
+    def inference_window(self, config: AstroCoConfig) -> int:
+        """Windows of `max_length` observations (appendix A: 200)."""
+        return int(config.max_length)
+
+    def mc_dropout_modules(self, model):
+        """The nn.Dropout modules (hidden and classifier dropout, 0.1 in appendix A) and the
+        attention modules, whose weight dropout is functional."""
+        attention = [m for m in model.modules()
+                     if isinstance(m, AstroCoSelfAttention) and m.dropout > 0]
+        return super().mc_dropout_modules(model) + attention
 
     def collator(self, config, *, task, train, bands=None, label2id=None, seed=0):
         return AstroCoCollator(config, task=task, train=train, bands=bands,

@@ -74,6 +74,10 @@ class AstromerPlugin(ModelPlugin):
         classifier_hidden_sizes=(32, 16),
     )
 
+    def inference_window(self, config: AstromerConfig) -> int:
+        """Windows of `window_size` observations (sect. 2.1: 200)."""
+        return int(config.window_size)
+
     def collator(self, config: AstromerConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,
                  label2id: Mapping[str, int] | None = None, seed: int = 0) -> AstromerCollator:

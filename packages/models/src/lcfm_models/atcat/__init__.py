@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from lcfm.model_plugin import ModelPlugin
 
+from .attention_atcat import AtcatAttention
 from .collator_atcat import AtcatCollator
 from .configuration_atcat import AtcatConfig
 from .modeling_atcat import (
@@ -41,6 +42,7 @@ class AtcatPlugin(ModelPlugin):
                    "pretraining, early classification, optional metadata token")
     paper = ("Tung, ATCAT: Astronomical Timeseries CAusal Transformer (2025), sect. 2.2-2.7")
     causal = True
+    encodes_wavelength = True  # sect. 2.2.1: band -> central wavelength
     config_class = AtcatConfig
     base_model_class = AtcatModel
     pretraining_class = AtcatForNextValuePrediction
@@ -60,6 +62,19 @@ class AtcatPlugin(ModelPlugin):
         "attention_dim": 16, "intermediate_size": 64, "local_attention_days": [1.0, 10.0],
         "num_mixture_components": 16, "max_length": 64,
     }
+
+    def inference_window(self, config: AtcatConfig) -> int:
+        """At most `max_length` points per input (243, the longest ELAsTiCC light curve)."""
+        return int(config.max_length)
+
+    def mc_dropout_modules(self, model):
+        """The nn.Dropout modules and the attention modules (functional weight dropout).
+        The paper's full-data models have no dropout (sect. 2.4; 15% in the transformer
+        and 4% at input and classifier only for its small-data ensembles), so the default
+        configuration has none: `--config hidden_dropout=0.15` etc. at fine-tuning."""
+        attention = [m for m in model.modules()
+                     if isinstance(m, AtcatAttention) and m.dropout > 0]
+        return super().mc_dropout_modules(model) + attention
 
     def collator(self, config: AtcatConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,
