@@ -163,7 +163,9 @@ def test_duplicate_object_ids_are_rejected_and_segments_bands_kept(tmp_path):
     assert read_shards(tmp_path / "out").height == 7
 
 
-def test_merge_readers_combine_one_object_across_files(tmp_path):
+@pytest.mark.parametrize("buffer_points", [2_000_000, 1], ids=["in-memory", "disk-buckets"])
+def test_merge_readers_combine_one_object_across_files(buffer_points, tmp_path, monkeypatch):
+    monkeypatch.setattr("lcfm.ingest.MERGE_BUFFER_POINTS", buffer_points)
     write(tmp_path / "in" / "night1.alerts", curve("x", [1, 2, 3]), curve("y", [5, 6]))
     write(tmp_path / "in" / "night2.alerts", curve("x", [3, 4], band="r", label="B"),
           curve("x", [2.5], label="A"))

@@ -31,6 +31,9 @@ from lcfm.report import IngestReport
 from lcfm.shards import ShardWriter, read_summaries
 from lcfm.survey import SurveyPlugin
 
+#: observations of "merge" rows buffered in memory before they spill to disk buckets
+MERGE_BUFFER_POINTS = 2_000_000
+
 
 class ListSink:
     """In-memory counterpart of `ShardWriter` (begin/add/commit/rollback) for `read_rows`."""
@@ -80,7 +83,7 @@ class IngestRun:
         # light curve in a Python set (1e6 light curves ~ 90 MB), which "reject" needs to
         # know what it has seen; "merge" rows go through disk buckets instead.
         self.seen: set[bytes] = set()
-        self.spill = MergeSpill(work_dir)
+        self.spill = MergeSpill(work_dir, max_points=MERGE_BUFFER_POINTS)
         self.first_error: BaseException | None = None
 
     def _add(self, row: dict) -> None:

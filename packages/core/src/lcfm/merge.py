@@ -2,12 +2,13 @@
 "Alerts of one object across files are merged into one light curve before
 de-duplication").
 
-Rows of "merge" readers are spilled, as read, to Parquet buckets partitioned by a hash of
-their light-curve key, in the run's scratch folder. Once every file is read, each bucket
-is loaded on its own and its rows grouped by key, so memory holds one bucket (about
-1/`n_buckets` of the merge rows) rather than the corpus. Rows of a file that fails
-half-way are dropped: still buffered ones at once, already spilled ones when a bucket is
-read back (by file index).
+Rows of "merge" readers are buffered and, once they hold more than `max_points`
+observations, spilled to Parquet buckets partitioned by a hash of their light-curve key, in
+the run's scratch folder (a corpus that fits in the buffer never touches the disk). Once
+every file is read, each bucket is loaded on its own and its rows grouped by key, so memory
+holds one bucket (about 1/`n_buckets` of the merge rows) rather than the corpus. Rows of a
+file that fails half-way are dropped: still buffered ones at once, already spilled ones
+when a bucket is read back (by file index).
 """
 
 from __future__ import annotations
@@ -99,6 +100,15 @@ class MergeSpill:
     def groups(self) -> Iterator[list[dict]]:
         """Lists of rows sharing a key, bucket by bucket, each list in reading order and
         the lists in order of their first row."""
+        if self._pieces == 0:  # everything still fits in memory: no disk round trip
+            items = sorted((it for its in self._buffers.values() for it in its),
+                           key=lambda it: it[3])
+            self._buffers, self._points = {}, 0
+            in_memory: dict[bytes, list[dict]] = {}
+            for row, digest, _file, _seq in items:
+                in_memory.setdefault(digest, []).append(row)
+            yield from in_memory.values()
+            return
         self._spill()
         for folder in sorted(self.work_dir.glob("bucket-*")):
             frame = pl.concat([pl.read_parquet(p) for p in sorted(folder.glob("*.parquet"))],
