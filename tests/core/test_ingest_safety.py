@@ -349,3 +349,16 @@ def test_simulate_restarts_cleanly_over_a_dead_run(tmp_path):
     assert read_shards(folder).height == summary["light_curves"] == 2
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
     assert (folder / "simulation.json").exists()
+
+
+def test_marker_without_hard_links_is_still_exclusive(tmp_path, monkeypatch):
+    def no_links(*_):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with writing(tmp_path / "out", "lcfm ingest"):
+        assert json.loads((tmp_path / "out" / MARKER).read_text())["pid"] == os.getpid()
+        with pytest.raises(DataError, match="already being written"):
+            with writing(tmp_path / "out", "lcfm simulate"):
+                pass
+    assert not (tmp_path / "out" / MARKER).exists()

@@ -124,6 +124,13 @@ def _create_marker(folder: Path, command: str) -> bool:
             os.link(tmp, folder / MARKER)  # fails with FileExistsError: the O_EXCL of links
         except FileExistsError:
             return False
+        except OSError:  # a file system without hard links: O_EXCL, then the content
+            try:
+                fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(info) + "\n")
         return True
     finally:
         Path(tmp).unlink(missing_ok=True)
