@@ -9,6 +9,7 @@ import pytest
 from lcfm.engine import PretrainArgs, pretrain
 from lcfm.engine.evaluate import embed, evaluate, predict
 from lcfm.engine.finetune import FinetuneArgs, finetune
+from lcfm.engine.save import load_classifier
 from lcfm.registry import get_model, get_survey, model_names
 from lcfm.simulate import simulate
 
@@ -69,12 +70,20 @@ def test_full_pipeline(model, simulated, tmp_path):
     n_objects = pl.read_parquet(list(data.glob("part-*.parquet")))["object_id"].n_unique()
     report = evaluate(tmp_path / "full", data, tmp_path / "eval")
     matrix = np.array(report["confusion_matrix"]["rows_true_columns_predicted"])
-    assert matrix.sum() == report["objects"] == n_objects
+    # held out: the run's training and validation objects are excluded and counted
+    splits = pl.read_parquet(tmp_path / "full" / "splits.parquet")
+    n_test = int((splits["split"] == "test").sum())
+    assert matrix.sum() == report["n_objects"] == n_test > 0
+    assert report["excluded_training_objects"] == n_objects - n_test
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["macro_f1"] \
         == pytest.approx(report["macro_f1"])
 
-    catalog = predict(tmp_path / "full", data, tmp_path / "cat.parquet", mc_samples=2,
+    dropout = bool(plugin.mc_dropout_modules(load_classifier(tmp_path / "full")[1]))
+    catalog = predict(tmp_path / "full", data, tmp_path / "cat.parquet",
+                      mc_samples=2 if dropout else 0,
                       cutoffs=[5.0, 30.0] if plugin.causal else None)
+    assert (catalog["n_observations_used"] > 0).all()
+    assert any(c.startswith("std_") for c in catalog.columns) == dropout
     assert catalog.height == catalog["object_id"].n_unique() == n_objects
     probs = catalog.select(pl.col("^p_.*$")).to_numpy()
     assert probs.shape[1] == n_classes and np.allclose(probs.sum(1), 1, atol=1e-5)

@@ -248,9 +248,11 @@ def _training_section(metrics: dict | None) -> list[str]:
 
 
 def _evaluation_section(evaluation: dict) -> list[str]:
-    lines = ["## Evaluation", "", f"`lcfm evaluate` on {evaluation.get('objects')} objects "
-             f"({evaluation.get('light_curves')} light curves; probabilities averaged per "
-             "object):", "", "| metric | value |", "|---|---|"]
+    lines = ["## Evaluation", "", f"`lcfm evaluate` on {evaluation.get('n_objects')} objects "
+             f"({evaluation.get('light_curves')} light curves, all observations; probabilities "
+             f"averaged per object), held out: the {evaluation['excluded_training_objects']} "
+             "training and validation objects in the data were excluded.", "",
+             "| metric | value |", "|---|---|"]
     for key in ("accuracy", "macro_f1", "class_balanced_f1", "macro_precision",
                 "macro_recall", "ece"):
         if key in evaluation:
@@ -333,6 +335,9 @@ def model_card(model: ModelFolder | Path, repo_id: str, *, evaluation: Path | No
         if "accuracy" not in report or "per_class" not in report:
             raise InputFileError(evaluation, "not an `lcfm evaluate` metrics.json "
                                              "(no accuracy / per_class)")
+        if not isinstance(report.get("excluded_training_objects"), int):  # held-out only
+            raise InputFileError(evaluation, "not checked against the model's training "
+                                 "objects; run `lcfm evaluate` on the `lcfm finetune` folder")
         lines += _evaluation_section(report)
     lines += _usage_section(repo_id, folder.kind)
     lines += ["## Licence", "", f"The weights are released under the `{license}` licence. "
