@@ -2,7 +2,9 @@
 each observation, or at given times since the first observation.
 
 A causal model's output at a point depends only on that point and earlier ones, so one
-forward pass gives the prediction the model would have made at every moment."""
+forward pass gives the prediction the model would have made at every moment. The table
+covers each light curve's first `inference_window` points (ATCAT: 243, the longest ELAsTiCC
+light curve); the catalog's final probabilities use every observation."""
 
 from __future__ import annotations
 
