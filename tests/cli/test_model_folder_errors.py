@@ -114,14 +114,7 @@ def _command(name, model, data, tmp):
     }[name]
 
 
-#: `lcfm embed` (lcfm.engine.evaluate.embed) and `lcfm push` (lcfm.hub.inspect_model) load
-#: model folders without `lcfm.engine.loading.check_model_folder` yet: embed shows
-#: transformers' tracebacks, push accepts damaged weights (and would upload them). Strict, so
-#: each case fails as soon as it is fixed and the mark must go.
-_UNCHECKED = pytest.mark.xfail(strict=True, reason="loads without check_model_folder")
-CASES = [pytest.param(defect, command, id=f"{defect}-{command}", marks=[_UNCHECKED]
-                      if command == "embed" or (command == "push" and defect in (
-                          "truncated", "zero-byte")) else [])
+CASES = [pytest.param(defect, command, id=f"{defect}-{command}")
          for defect in DEFECTS
          for command in ["finetune", "evaluate", "predict", "embed", "push"]]
 

@@ -18,8 +18,10 @@ def lcfm(*args, cwd):
 
 
 def test_readme_walkthrough(tmp_path):
-    tiny = [x for k, v in get_model("astromer").tiny.items()
-            for x in ("--config", f"{k}={json.dumps(v)}")]
+    # the tiny configuration with Astromer 2's attention dropout, so --mc-samples has
+    # dropout to sample (it is refused on a model without any)
+    settings = {**get_model("astromer").tiny, "attention_output_dropout": 0.1}
+    tiny = [x for k, v in settings.items() for x in ("--config", f"{k}={json.dumps(v)}")]
     out = lcfm("simulate", "--survey", "macho", "--n", 60, "--output", "data/sim", cwd=tmp_path)
     assert "60" in out
     lcfm("pretrain", "--survey", "macho", "--data", "data/sim", "--model", "astromer-v2",
@@ -29,11 +31,19 @@ def test_readme_walkthrough(tmp_path):
     assert "test accuracy" in out
     out = lcfm("evaluate", "--model", "runs/clf", "--data", "data/sim", "--output", "runs/eval",
                cwd=tmp_path)
-    assert "60 objects" in out
+    # evaluate scores the held-out test objects only: finetune's training and validation
+    # objects (splits.parquet) are excluded and counted
+    splits = pl.read_parquet(tmp_path / "runs/clf/splits.parquet")
+    n_test = splits.filter(pl.col("split") == "test").height
+    assert 0 < n_test < 60
+    assert f"{n_test} held-out objects" in out and f"{60 - n_test} training" in out
+    metrics = json.loads((tmp_path / "runs/eval/metrics.json").read_text())
+    assert metrics["n_objects"] == n_test and metrics["excluded_training_objects"] == 60 - n_test
     lcfm("predict", "--model", "runs/clf", "--data", "data/sim", "--output", "catalog.parquet",
          "--mc-samples", 3, cwd=tmp_path)
     catalog = pl.read_parquet(tmp_path / "catalog.parquet")
     assert catalog.height == 60 and {"std_RRab", "p_RRab"} <= set(catalog.columns)
+    assert (catalog["std_RRab"] > 0).all()
     lcfm("embed", "--model", "runs/pre", "--data", "data/sim", "--output", "embeddings.parquet",
          "--plot", "embeddings.png", cwd=tmp_path)
     assert pl.read_parquet(tmp_path / "embeddings.parquet").height == 60

@@ -116,5 +116,6 @@ def evaluation_dir(tmp_path_factory) -> Path:
         "macro_f1": 0.9091, "class_balanced_f1": 0.9, "ece": 0.0456,
         "per_class": {"RRab": {"precision": 0.86, "recall": 1.0, "f1": 0.9231, "support": 6},
                       "EC": {"precision": 1.0, "recall": 0.8333, "f1": 0.9091, "support": 6}},
-        "objects": 12, "light_curves": 24}))
+        "objects": 12, "n_objects": 12, "excluded_training_objects": 48,
+        "light_curves": 24}))
     return path

@@ -176,8 +176,9 @@ def main() -> None:
         typer.echo(f"lcfm: error: {message}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("lcfm: interrupted; a training run continues from its last checkpoint "
-                   "with the same command and --resume", err=True)
+        typer.echo("lcfm: interrupted; pretrain/finetune continue from their last checkpoint "
+                   "with the same command and --resume; ingest/simulate restart cleanly when "
+                   "run again into the same folder", err=True)
         sys.exit(130)
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
             FileExistsError) as exc:

@@ -115,6 +115,10 @@ def inspect_model(path: Path) -> ModelFolder:
     if not path.is_dir():
         raise InputFileError(path, "no such model folder")
     lora = (path / ADAPTER_CONFIG).exists()
+    if lora or (path / "config.json").exists():
+        from lcfm.engine.loading import check_model_folder
+
+        check_model_folder(path)  # damaged weights are never uploaded
     if lora:
         if not (path / ADAPTER_WEIGHTS).exists():
             raise DataError(f"{path}: LoRA folder without {ADAPTER_WEIGHTS}")

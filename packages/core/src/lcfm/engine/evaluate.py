@@ -255,14 +255,26 @@ def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
     """One embedding vector per object, from the model's pooled (layer-weighted where the
     model defines it) output over all the object's observations, with its
     n_observations_used."""
-    from transformers import AutoConfig
-
-    from lcfm.engine.loading import plugin_for_model_type
+    from lcfm.engine.loading import (
+        ADAPTER_CONFIG,
+        check_model_folder,
+        load_pretrained,
+        plugin_for_model_type,
+    )
 
     output = file_output(output)
-    config = AutoConfig.from_pretrained(model_dir)
-    plugin = plugin_for_model_type(config.model_type)
-    model = plugin.base_model_class.from_pretrained(model_dir)
+    check_model_folder(model_dir)
+    if (Path(model_dir) / ADAPTER_CONFIG).exists():
+        # a LoRA fine-tune: its encoder is the base with the adapters merged in
+        plugin, classifier = load_classifier(model_dir)
+        classifier = classifier.merge_and_unload()
+        model, config = getattr(classifier, classifier.base_model_prefix), classifier.config
+    else:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_dir)
+        plugin = plugin_for_model_type(config.model_type)
+        model = load_pretrained(plugin.base_model_class, model_dir)
     encoder = load_encoder(model_dir)
     ids, vectors, observations, labels = [], [], [], {}
     for path, frame in _shard_frames(data, "embed"):
