@@ -124,7 +124,7 @@ def test_bad_model_folders_raise_one_line_errors(tmp_path, classifier_dir):
     with pytest.raises(DataError, match=r"a few-shot run; push one of its folds \(fold-0\)"):
         inspect_model(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "lcfm_astromer",\n oops}')
-    with pytest.raises(InputFileError, match="line 2"):
+    with pytest.raises(DataError, match="line 2"):
         inspect_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ConfigError, match="unknown model type 'bert'"):

@@ -7,7 +7,8 @@ Per row: every observation is used in time order whatever its band (Astromer is 
 single-band model; multi-band rows are taken interleaved as stored). A window of
 `config.window_size` observations is cut -- a random one per call when training (sect. 2.1:
 "different windows of 200 observations per epoch"), otherwise the first -- its values are
-shifted to zero mean (sect. 2.1), and shorter windows are zero-padded with
+shifted to zero mean (sect. 2.1) -- and, for flux rows, divided by their standard
+deviation, since the model is defined on magnitudes -- and shorter windows are zero-padded with
 `attention_mask` = 0. Times stay in days as stored (float64).
 
 Pretraining mask (sect. 2.3, Fig. 1), drawn among the valid points of each window:
@@ -83,7 +84,14 @@ class AstromerCollator(SeededCollator):
             rng = shared if self.train else self._row_generator(object_id)
             t, v, e = _window(row, object_id, width, rng if self.train else None)
             n = len(t)
-            v = (v - v.mean()).astype(np.float32)  # sect. 2.1: zero-mean window
+            v = v - v.mean()  # sect. 2.1: zero-mean window
+            if row.get("value_kind") == "flux":
+                # Astromer is defined on magnitudes (variations of order 0.1-1); fluxes
+                # span thousands and overflow attention. A flux window is also divided by
+                # its standard deviation (errors alike), which puts it on that scale.
+                scale = float(v.std()) or 1.0
+                v, e = v / scale, (e / scale).astype(np.float32)
+            v = v.astype(np.float32)
             times[i, :n], errors[i, :n], attention[i, :n] = t, e, 1
             values[i, :n] = v
             if pretrain:
