@@ -20,6 +20,11 @@ task="classify" adds `labels` through `label2id` (rows without a label get -100,
 by the loss; a label missing from `label2id` is an error).
 
 Batches are padded to their longest window; padding is zero with attention_mask = 0.
+
+The batch (row dicts or `lcfm.flat.FlatRows`) is handled as flat arrays: windows, means,
+probing and padding are numpy operations over all points at once (see
+`lcfm_models.collator_flat`); each row's probing is a random permutation of its points
+drawn as the ranks of random keys.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from lcfm.collate import SeededCollator
-from lcfm.exceptions import ConfigError, DataError
+from lcfm.exceptions import ConfigError
+from lcfm.flat import FlatRows
 
 from lcfm_models.astroco.configuration_astroco import AstroCoConfig
+from lcfm_models.collator_flat import Windows, as_flat, label_ids, require_points, window_starts
 
 TASKS = ("pretrain", "classify")
 IGNORE_LABEL = -100
+WHO = "AstroCo collator"
 
 
 class AstroCoCollator(SeededCollator):
@@ -53,91 +61,63 @@ class AstroCoCollator(SeededCollator):
             return np.random.default_rng(self.seed)
         return self.worker_generator()
 
-    def _window(self, n: int, rng: np.random.Generator) -> slice:
-        length = self.config.max_length
-        if n <= length:
-            return slice(0, n)
-        start = int(rng.integers(0, n - length + 1)) if self.train else 0
-        return slice(start, start + length)
-
-    def _normalise(self, time, value, error):
-        time = (time - time.mean()).astype(np.float32)  # float64 in: MJD keeps its precision
+    def _normalise(self, windows: Windows, time, value, error):
+        """Sect. 4: zero-mean time and value per window (optionally unit-variance values)."""
+        time = (time - windows.mean(time)[windows.row]).astype(np.float32)  # float64 in: MJD
         value = value.astype(np.float64)
-        value = value - value.mean()
+        value = value - windows.mean(value)[windows.row]
         error = error.astype(np.float64)
         if self.config.value_normalization == "standardize":
-            scale = value.std()
-            scale = scale if scale > 0 else 1.0
+            scale = np.sqrt(windows.mean(value * value))
+            scale = np.where(scale > 0, scale, 1.0)[windows.row]
             value, error = value / scale, error / scale
         return time, value.astype(np.float32), error.astype(np.float32)
 
-    def _probe(self, value, error, rng):
-        """BERT-style probing (sect. 3.1): returns (input value, input error, probed mask)."""
-        n = value.size
-        cfg = self.config
-        order = rng.permutation(n)
-        n_probe = int(round(cfg.probe_fraction * n))
-        n_mask = min(int(round(cfg.mask_fraction * n)), n_probe)
-        n_random = min(int(round(cfg.random_fraction * n)), n_probe - n_mask)
-        masked, randomised = order[:n_mask], order[n_mask:n_mask + n_random]
-        probed = np.zeros(n, dtype=bool)
-        probed[order[:n_probe]] = True
+    def _probe(self, windows: Windows, value, error, rng):
+        """BERT-style probing (sect. 3.1) of every window at once: each row's points are
+        ranked by random keys (a random permutation); the first `mask` ranks are masked,
+        the next `random` ones get a random value of the same window, the probed ones are
+        the first `probe` ranks. Returns (input value, input error, probed mask)."""
+        cfg, n, row = self.config, windows.lengths, windows.row
+        n_probe = np.round(cfg.probe_fraction * n).astype(np.int64)
+        n_mask = np.minimum(np.round(cfg.mask_fraction * n).astype(np.int64), n_probe)
+        n_random = np.minimum(np.round(cfg.random_fraction * n).astype(np.int64),
+                              n_probe - n_mask)
+        rank = windows.ranks(rng.random(value.size))
+        picks = windows.pick_in_row(rng.random(value.size))
+        masked = rank < n_mask[row]
+        randomised = ~masked & (rank < (n_mask + n_random)[row])
+        probed = rank < n_probe[row]
         original = value
         value, error = value.copy(), error.copy()
         value[masked] = cfg.mask_value
         error[masked] = cfg.mask_value
         # random values are drawn from the window's own (unmasked) values: right scale
-        value[randomised] = original[rng.integers(0, n, size=n_random)]
+        value[randomised] = original[picks[randomised]]
         return value, error, probed
 
-    def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
-        if not rows:
-            raise DataError("AstroCo collator: empty batch")
+    def __call__(self, rows: Sequence[Mapping] | FlatRows) -> dict[str, torch.Tensor]:
+        flat = as_flat(rows, WHO)
+        require_points(flat, WHO)
         rng = self._generator()
-        windows = []
-        for index, row in enumerate(rows):
-            time = np.asarray(row["time"], dtype=np.float64)
-            if time.size == 0:
-                raise DataError(f"AstroCo collator: row {index} (object_id="
-                                f"{row.get('object_id')!r}) has no observations")
-            keep = self._window(time.size, rng)
-            windows.append(self._normalise(time[keep], np.asarray(row["value"])[keep],
-                                           np.asarray(row["error"])[keep]))
-        batch, length = len(rows), max(w[0].size for w in windows)
-        out = {name: np.zeros((batch, length), dtype=np.float32)
-               for name in ("values", "times", "errors")}
-        attention = np.zeros((batch, length), dtype=np.int64)
+        length = self.config.max_length
+        windows = Windows(flat, window_starts(flat.lengths, length,
+                                              rng if self.train else None), length)
+        time, value, error = self._normalise(
+            windows, windows.gather(flat.time), windows.gather(flat.value),
+            windows.gather(flat.error))
+        batch = {"times": torch.from_numpy(windows.pad(time, np.float32)),
+                 "attention_mask": torch.from_numpy(windows.valid())}
         if self.task == "pretrain":
-            targets = np.zeros((batch, length), dtype=np.float32)
-            probed = np.zeros((batch, length), dtype=np.int64)
-        for i, (time, value, error) in enumerate(windows):
-            n = time.size
-            attention[i, :n] = 1
-            out["times"][i, :n] = time
-            if self.task == "pretrain":
-                targets[i, :n] = value
-                value, error, probe = self._probe(value, error, rng)
-                probed[i, :n] = probe
-            out["values"][i, :n], out["errors"][i, :n] = value, error
-        batch_tensors = {k: torch.from_numpy(v) for k, v in out.items()}
-        batch_tensors["attention_mask"] = torch.from_numpy(attention)
-        if self.task == "pretrain":
-            batch_tensors["target_values"] = torch.from_numpy(targets)
-            batch_tensors["target_mask"] = torch.from_numpy(probed)
+            batch["target_values"] = torch.from_numpy(windows.pad(value, np.float32))
+            value, error, probed = self._probe(windows, value, error, rng)
+            batch["target_mask"] = torch.from_numpy(windows.pad(probed, np.int64))
         elif self.label2id is not None:  # no label2id: unlabeled data (embeddings)
-            batch_tensors["labels"] = torch.tensor(
-                [self._label_id(row, i) for i, row in enumerate(rows)], dtype=torch.long)
-        return batch_tensors
-
-    def _label_id(self, row: Mapping, index: int) -> int:
-        label = row.get("label")
-        if label is None:
-            return IGNORE_LABEL
-        if label not in self.label2id:
-            raise DataError(f"AstroCo collator: row {index} (object_id={row.get('object_id')!r})"
-                            f" has label {label!r}, not in label2id "
-                            f"({', '.join(map(str, self.label2id))})")
-        return int(self.label2id[label])
+            batch["labels"] = torch.from_numpy(label_ids(flat, self.label2id, WHO,
+                                                         IGNORE_LABEL))
+        batch["values"] = torch.from_numpy(windows.pad(value, np.float32))
+        batch["errors"] = torch.from_numpy(windows.pad(error, np.float32))
+        return batch
 
 
 __all__ = ["AstroCoCollator"]

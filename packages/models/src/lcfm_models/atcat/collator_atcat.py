@@ -15,7 +15,14 @@ point's flux and error as `target_flux` / `target_flux_err` at the [PRED] positi
 task="classify" adds `labels` through `label2id` (-100 for rows without a label).
 With `config.metadata_dim > 0` the row's metadata vector row["meta"][config.metadata_key]
 (quantile-transformed features with their NaN/inf indicators, sect. 2.1.1) becomes
-`metadata`; remaining non-finite entries become 0 (the indicators carry that information).
+`metadata` (or a (batch, metadata_dim) array `extras[metadata_key]` of a `FlatRows`);
+remaining non-finite entries become 0 (the indicators carry that information). A row's
+`wavelength_scale` (the redshifting augmentation of `lcfm.augment`, sect. 2.1.2; a
+`FlatRows` carries it in `extras`) multiplies its wavelengths.
+
+The batch (row dicts or `lcfm.flat.FlatRows`) is handled as flat arrays: windows, checks,
+wavelength lookup through the band codes, [PRED] packing and padding are numpy operations
+over all points at once (see `lcfm_models.collator_flat`).
 """
 
 from __future__ import annotations
@@ -26,16 +33,29 @@ import numpy as np
 import torch
 from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.flat import FlatRows
 
+from ..collator_flat import (
+    Windows,
+    as_flat,
+    describe,
+    first_bad_row,
+    label_ids,
+    require_points,
+    row_values,
+    scatter,
+    window_starts,
+)
 from .configuration_atcat import AtcatConfig
 from .embeddings_atcat import PAD, POINT, PRED
 from .losses_atcat import IGNORE
 
 TASKS = ("pretrain", "classify")
+WHO = "atcat collator"
 
 
 class AtcatCollator(SeededCollator):
-    """Callable: list of canonical rows -> dict of tensors for `model(**batch)`."""
+    """Callable: list of canonical rows or `FlatRows` -> dict of tensors for `model(**batch)`."""
 
     def __init__(self, config: AtcatConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None, label2id: Mapping[str, int] | None = None,
@@ -53,113 +73,103 @@ class AtcatCollator(SeededCollator):
         self.label2id = dict(label2id) if label2id is not None else None
         super().__init__(seed)
 
-    # ---------------------------------------------------------------- one row
-    def window(self, n: int) -> slice:
-        """The points kept from a row of n points (see module docstring)."""
+    # ---------------------------------------------------------------- points
+    def _points(self, rows, flat: FlatRows) -> tuple[Windows, dict[str, np.ndarray]]:
+        """The kept points of every row (see module docstring), flat in kept order."""
+        require_points(flat, WHO)
         keep = self.config.max_length
-        if n <= keep:
-            return slice(0, n)
-        start = int(self.rng.integers(0, n - keep + 1)) if self.train else 0
-        return slice(start, start + keep)
-
-    def _points(self, row: Mapping, index: int) -> dict[str, np.ndarray]:
-        object_id = row.get("object_id", f"#{index}")
-        arrays = {}
-        for field in ("time", "value", "error", "band"):
-            if field not in row or row[field] is None:
-                raise DataError(f"row {index} (object_id={object_id!r}): missing {field!r}")
-            arrays[field] = np.asarray(row[field])
-        n = len(arrays["time"])
-        if n == 0:
-            raise DataError(f"row {index} (object_id={object_id!r}): empty light curve")
-        if any(len(a) != n for a in arrays.values()):
-            lengths = {k: len(v) for k, v in arrays.items()}
-            raise DataError(f"row {index} (object_id={object_id!r}): point arrays differ in "
-                            f"length {lengths}")
-        kept = self.window(n)
-        time = arrays["time"][kept].astype(np.float64)
-        value = arrays["value"][kept].astype(np.float32)
-        error = arrays["error"][kept].astype(np.float32)
+        windows = Windows(flat, window_starts(flat.lengths, keep,
+                                              self.rng if self.train else None), keep)
+        time = windows.gather(flat.time).astype(np.float64)
+        value = windows.gather(flat.value).astype(np.float32)
+        error = windows.gather(flat.error).astype(np.float32)
         for name, array in (("time", time), ("value", value), ("error", error)):
-            if not np.all(np.isfinite(array)):
-                raise DataError(f"row {index} (object_id={object_id!r}): non-finite {name!r}")
-        if np.any(np.diff(time) < 0):
-            raise DataError(f"row {index} (object_id={object_id!r}): time is not sorted")
-        try:
-            wavelength = np.array([self.bands[str(b)] for b in arrays["band"][kept]],
-                                  dtype=np.float32)
-        except KeyError as exc:
-            raise DataError(f"row {index} (object_id={object_id!r}): band {exc.args[0]!r} has "
-                            f"no wavelength; known bands: {', '.join(self.bands)}") from None
+            row = first_bad_row(~np.isfinite(array), windows.row)
+            if row is not None:
+                raise DataError(f"{WHO}: {describe(flat, row)}: non-finite {name!r}")
+        same_row = windows.row[1:] == windows.row[:-1]
+        row = first_bad_row((np.diff(time) < 0) & same_row, windows.row[1:])
+        if row is not None:
+            raise DataError(f"{WHO}: {describe(flat, row)}: time is not sorted")
+        table = np.array([self.bands.get(str(n), np.nan) for n in flat.band_names],
+                         dtype=np.float32)
+        codes = windows.gather(flat.band)
+        wavelength = table[codes] if table.size else np.full(codes.size, np.nan, np.float32)
+        unknown = np.flatnonzero(np.isnan(wavelength))
+        if unknown.size:
+            k = int(unknown[0])
+            raise DataError(f"{WHO}: {describe(flat, int(windows.row[k]))}: band "
+                            f"{flat.band_names[codes[k]]!r} has no wavelength; known bands: "
+                            f"{', '.join(self.bands)}")
         # the redshifting augmentation (lcfm.augment, ATCAT sect. 2.1.2) scales wavelengths
-        wavelength *= np.float32(row.get("wavelength_scale", 1.0))
-        return {"times": (time - time[0]).astype(np.float32), "flux": value,
-                "flux_err": error, "wavelength": wavelength}
+        wavelength *= row_values(rows, flat, "wavelength_scale", 1.0).astype(
+            np.float32)[windows.row]
+        times = (time - windows.first(time)[windows.row]).astype(np.float32)
+        return windows, {"times": times, "flux": value, "flux_err": error,
+                         "wavelength": wavelength}
 
-    @staticmethod
-    def pack_for_prediction(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """[LC0] [PRED1] [LC1] ... [PRED n-1] [LC n-1]: 2n - 1 tokens (sect. 2.2.3)."""
-        n = len(points["times"])
-        order = np.repeat(np.arange(n), 2)[1:]  # 0, 1, 1, 2, 2, ... : point behind each token
-        kind = np.tile([PRED, POINT], n)[1:]  # POINT, PRED, POINT, PRED, ...
-        packed = {key: values[order] for key, values in points.items()}
-        is_pred = kind == PRED
-        packed["target_flux"] = np.where(is_pred, packed["flux"], 0.0).astype(np.float32)
-        packed["target_flux_err"] = np.where(is_pred, packed["flux_err"], 0.0).astype(np.float32)
-        packed["flux"] = np.where(is_pred, 0.0, packed["flux"]).astype(np.float32)
-        packed["token_type"] = kind.astype(np.int64)
-        return packed
+    def _pack_for_prediction(self, windows: Windows, points: dict[str, np.ndarray]
+                             ) -> dict[str, torch.Tensor]:
+        """[LC0] [PRED1] [LC1] ... [PRED n-1] [LC n-1]: 2n - 1 tokens per row (sect. 2.2.3),
+        laid out for the whole batch at once: token j of a row reads point (j + 1) // 2 and
+        is a [PRED] token when j is odd."""
+        tokens = 2 * windows.lengths - 1
+        offsets = np.concatenate([[0], np.cumsum(tokens)])
+        row = np.repeat(np.arange(windows.batch), tokens)
+        position = np.arange(offsets[-1]) - offsets[:-1][row]
+        point = windows.offsets[:-1][row] + (position + 1) // 2
+        is_pred = position % 2 == 1
+        flux = points["flux"][point]
+        packed = {key: values[point] for key, values in points.items()}
+        packed["target_flux"] = np.where(is_pred, flux, 0.0).astype(np.float32)
+        packed["target_flux_err"] = np.where(is_pred, packed["flux_err"], 0.0).astype(
+            np.float32)
+        packed["flux"] = np.where(is_pred, 0.0, flux).astype(np.float32)
+        shape = (windows.batch, int(tokens.max()))
+        batch = {key: torch.from_numpy(scatter(row, position, values, shape, np.float32))
+                 for key, values in packed.items()}
+        batch["token_type"] = torch.from_numpy(scatter(
+            row, position, np.where(is_pred, PRED, POINT), shape, np.int64, fill=PAD))
+        batch["attention_mask"] = (batch["token_type"] != PAD).long()
+        return batch
 
-    def _metadata(self, row: Mapping, index: int) -> np.ndarray:
+    def _metadata(self, flat: FlatRows) -> np.ndarray:
         key, size = self.config.metadata_key, self.config.metadata_dim
-        meta = row.get("meta") or {}
-        object_id = row.get("object_id", f"#{index}")
-        if key not in meta or meta[key] is None:
-            raise DataError(f"row {index} (object_id={object_id!r}): meta has no {key!r} vector "
-                            f"(the model has metadata_dim={size})")
-        vector = np.asarray(meta[key], dtype=np.float32).ravel()
-        if vector.shape != (size,):
-            raise DataError(f"row {index} (object_id={object_id!r}): meta[{key!r}] has "
-                            f"{vector.size} values, the model expects metadata_dim={size}")
-        return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
-
-    def _label(self, row: Mapping, index: int) -> int:
-        label = row.get("label")
-        if label is None:
-            return IGNORE
-        if label not in self.label2id:
-            raise DataError(f"row {index} (object_id={row.get('object_id')!r}): label {label!r} "
-                            f"is not in label2id ({len(self.label2id)} classes)")
-        return int(self.label2id[label])
+        if key in flat.extras:
+            vectors = np.asarray(flat.extras[key], dtype=np.float32).reshape(len(flat), -1)
+            if vectors.shape[1] != size:
+                raise DataError(f"{WHO}: extras[{key!r}] has {vectors.shape[1]} values per "
+                                f"row, the model expects metadata_dim={size}")
+        else:
+            vectors = np.empty((len(flat), size), dtype=np.float32)
+            for index in range(len(flat)):  # one small vector per row
+                meta = flat.meta[index] if flat.meta else {}
+                if key not in (meta or {}) or meta[key] is None:
+                    raise DataError(f"{WHO}: {describe(flat, index)}: meta has no {key!r} "
+                                    f"vector (the model has metadata_dim={size})")
+                vector = np.asarray(meta[key], dtype=np.float32).ravel()
+                if vector.shape != (size,):
+                    raise DataError(f"{WHO}: {describe(flat, index)}: meta[{key!r}] has "
+                                    f"{vector.size} values, the model expects "
+                                    f"metadata_dim={size}")
+                vectors[index] = vector
+        return np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)
 
     # ---------------------------------------------------------------- batch
-    def __call__(self, rows: Sequence[Mapping]) -> dict[str, torch.Tensor]:
-        if len(rows) == 0:
-            raise DataError("atcat collator: empty batch")
-        examples = [self._points(row, i) for i, row in enumerate(rows)]
+    def __call__(self, rows: Sequence[Mapping] | FlatRows) -> dict[str, torch.Tensor]:
+        flat = as_flat(rows, WHO, need_band=True)
+        windows, points = self._points(rows, flat)
         if self.task == "pretrain":
-            examples = [self.pack_for_prediction(example) for example in examples]
-        else:
-            for example in examples:
-                example["token_type"] = np.full(len(example["times"]), POINT, dtype=np.int64)
-        length = max(len(example["times"]) for example in examples)
-        batch: dict[str, torch.Tensor] = {}
-        for key in examples[0]:
-            dtype = np.int64 if key == "token_type" else np.float32
-            padded = np.full((len(examples), length), PAD if key == "token_type" else 0,
-                             dtype=dtype)
-            for i, example in enumerate(examples):
-                padded[i, : len(example[key])] = example[key]
-            batch[key] = torch.from_numpy(padded)
-        batch["attention_mask"] = (batch["token_type"] != PAD).long()
-        if self.task == "classify":
-            del batch["token_type"]  # every valid token is a point
-        if self.task == "classify" and self.label2id is not None:  # None: unlabeled data
-            batch["labels"] = torch.tensor([self._label(r, i) for i, r in enumerate(rows)],
-                                           dtype=torch.long)
+            batch = self._pack_for_prediction(windows, points)
+        else:  # every valid token is a point: no token_type
+            batch = {key: torch.from_numpy(windows.pad(values, np.float32))
+                     for key, values in points.items()}
+            batch["attention_mask"] = torch.from_numpy(windows.valid())
+            if self.label2id is not None:  # None: unlabeled data
+                batch["labels"] = torch.from_numpy(label_ids(flat, self.label2id, WHO,
+                                                             IGNORE))
         if self.config.metadata_dim > 0:
-            batch["metadata"] = torch.from_numpy(
-                np.stack([self._metadata(row, i) for i, row in enumerate(rows)]))
+            batch["metadata"] = torch.from_numpy(self._metadata(flat))
         return batch
 
 
