@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 from lcfm.losses import class_weights, classification_loss, soft_f1_loss
-from lcfm.metrics import classification_report, reliability
+from lcfm.metrics import classification_report, reconstruction_metrics, reliability
 
 
 def test_report_matches_hand_computed_confusion_matrix():
@@ -52,3 +52,39 @@ def test_losses_behave():
     weighted = classification_loss("weighted_ce", -logits, labels, w)
     manual = torch.nn.functional.cross_entropy(-logits, labels, reduction="none")
     assert weighted == pytest.approx(float((manual * w).sum() / w.sum()))
+
+
+def test_reconstruction_rmse_and_r2_on_probed_points_only():
+    # window 1: 2 probed points, window 2: 1 probed point; padding and unprobed points carry
+    # wild values that would change every score if they were counted
+    predictions = np.array([[1.0, 2.0, 50.0, 0.0], [0.0, 9.0, -40.0, 7.0]])
+    targets = np.array([[0.0, 4.0, -50.0, 0.0], [1.0, 9.0, 40.0, 3.0]])
+    probe = np.array([[1, 1, 0, 0], [0, 0, 0, 1]], bool)
+    m = reconstruction_metrics(predictions, targets, probe)
+    # residuals: window 1 -> 1, -2 (squares 1, 4); window 2 -> 4 (square 16)
+    assert m["n_points"] == 3 and m["n_windows"] == 2
+    assert m["rmse"] == pytest.approx(np.sqrt((1 + 4 + 16) / 3))
+    assert m["rmse_window_mean"] == pytest.approx(np.sqrt(((1 + 4) / 2 + 16) / 2))
+    # SS_tot about each window's probed mean: window 1 mean 2 -> 4 + 4; window 2 -> 0
+    assert m["r2"] == pytest.approx(1 - 21 / 8)
+
+
+def test_reconstruction_perfect_and_mean_predictions():
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=(5, 30))
+    probe = rng.random((5, 30)) < 0.5
+    perfect = reconstruction_metrics(targets, targets, probe)
+    assert perfect["rmse"] == 0.0 and perfect["r2"] == 1.0
+    # predicting each window's probed mean scores R2 = 0 exactly
+    means = np.array([targets[i][probe[i]].mean() for i in range(5)])
+    baseline = reconstruction_metrics(np.repeat(means[:, None], 30, axis=1), targets, probe)
+    assert baseline["r2"] == pytest.approx(0.0, abs=1e-12)
+    assert baseline["rmse"] > 0.5
+
+
+def test_reconstruction_metrics_edge_cases():
+    assert np.isnan(reconstruction_metrics([1.0], [2.0], [False])["rmse"])
+    one = reconstruction_metrics([1.0, 3.0], [2.0, 2.0], [True, True])  # 1-D: one window
+    assert one["rmse"] == pytest.approx(1.0) and np.isnan(one["r2"])  # constant target
+    with pytest.raises(ValueError, match="one shape"):
+        reconstruction_metrics(np.zeros((2, 3)), np.zeros((2, 4)), np.ones((2, 3), bool))

@@ -1,6 +1,6 @@
 """Classification metrics: confusion matrix, precision/recall/F1, ATCAT's class-balanced
-F1, expected calibration error and per-class thresholds. Pure numpy, so a test can check
-every number against a confusion matrix computed by hand."""
+F1, expected calibration error and per-class thresholds; reconstruction RMSE and R2 on
+probed points. Pure numpy, so a test can check every number against one computed by hand."""
 
 from __future__ import annotations
 
@@ -106,3 +106,49 @@ def threshold_table(y_true, probabilities, class_names,
                          "precision": tp / int(selected.sum()) if selected.any() else None,
                          "recall": tp / int(is_c.sum()) if is_c.any() else None})
     return rows
+
+
+def reconstruction_metrics(predictions, targets, probe_mask) -> dict:
+    """Unweighted reconstruction scores on the probed points of masked-reconstruction
+    windows (issue 11, item 4; Astromer 2 reports RMSE 0.113 and R2 0.732 on MACHO,
+    AstroCo Table 1 the same pair for its models).
+
+    `predictions`, `targets` and `probe_mask` are (windows, time) arrays (a 1-D array is one
+    window); only points where `probe_mask` is true count, padding must be false there.
+
+    * `rmse`: sqrt(sum of squared residuals / number of probed points), AstroCo eq. 3.
+    * `rmse_window_mean`: squared residuals averaged per window, then over the windows that
+      have probed points, then rooted -- the published Astromer code's RMSE (and the
+      unweighted form of lcfm's eq. 4 loss). It equals `rmse` when every window has the
+      same number of probed points.
+    * `r2`: 1 - SS_res / SS_tot over all probed points, SS_tot taken about each window's
+      mean probed target, as the published Astromer code computes R2 (windows are
+      normalised one by one, so the window mean is the baseline a model must beat).
+
+    No uncertainty weights: eq. 5 weights are a training device, the papers report these
+    scores unweighted. NaN where undefined (no probed point; SS_tot = 0).
+    """
+    y_hat = np.atleast_2d(np.asarray(predictions, dtype=np.float64))
+    y = np.atleast_2d(np.asarray(targets, dtype=np.float64))
+    probe = np.atleast_2d(np.asarray(probe_mask, dtype=bool))
+    if not y_hat.shape == y.shape == probe.shape:
+        raise ValueError(f"predictions {y_hat.shape}, targets {y.shape} and probe mask "
+                         f"{probe.shape} must have one shape")
+    probe = probe & np.isfinite(y) & np.isfinite(y_hat)
+    n_probed = probe.sum(axis=1)
+    windows = n_probed > 0
+    squared = np.where(probe, (y_hat - y) ** 2, 0.0)
+    n_points = int(n_probed.sum())
+    if n_points == 0:
+        return {"rmse": float("nan"), "rmse_window_mean": float("nan"), "r2": float("nan"),
+                "n_points": 0, "n_windows": 0}
+    window_mean = np.where(probe, y, 0.0).sum(axis=1) / np.maximum(n_probed, 1)
+    total = np.where(probe, (y - window_mean[:, None]) ** 2, 0.0).sum()
+    per_window = squared.sum(axis=1)[windows] / n_probed[windows]
+    return {
+        "rmse": float(np.sqrt(squared.sum() / n_points)),
+        "rmse_window_mean": float(np.sqrt(per_window.mean())),
+        "r2": float(1.0 - squared.sum() / total) if total > 0 else float("nan"),
+        "n_points": n_points,
+        "n_windows": int(windows.sum()),
+    }
