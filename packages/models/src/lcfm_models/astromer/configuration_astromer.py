@@ -68,7 +68,8 @@ class AstromerConfig(PreTrainedConfig):
             embedding, after self-attention (Astromer 2, sect. 3.2) and after the FFN.
         layer_norm_eps: LayerNorm epsilon (1e-6 as in the published code).
         uncertainty_weighted_loss: eq. 5 (True) or eq. 4 (False).
-        uncertainty_floor: smallest normalised uncertainty used in eq. 5 (caps weights).
+        uncertainty_floor: added to eq. 5's min-max normalised 1/e weights (1e-3 in the
+            published code): the weight of a window's noisiest point.
         probed_fraction / random_fraction / kept_fraction: of the valid points of a window,
             the fraction probed (0.5), replaced by a random magnitude (0.1) and left visible
             (0.1); the remaining probed points (0.3) are masked (sect. 2.3, Fig. 1).

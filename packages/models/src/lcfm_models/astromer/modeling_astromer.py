@@ -70,16 +70,36 @@ def time_positional_encoding(times: torch.Tensor, dim: int, base: float) -> torc
 
 
 def uncertainty_weights(errors: torch.Tensor, valid: torch.Tensor, floor: float) -> torch.Tensor:
-    """Eq. 5 weights 1/e: uncertainties normalised to (0, 1] per window by their largest
-    valid value, clamped at `floor`. Non-finite or non-positive uncertainties (and windows
-    without any usable one) get weight 1, the weight of the window's noisiest point.
+    """Eq. 5 weights as the published Astromer 2 code defines them (issue 11, item 5).
+
+    The paper (sect. 3.3): "These uncertainties are normalized to a range of 0 to 1 and
+    their reciprocals are used as weights." The reference implementation
+    (`create_loss_weigths` in astromer-science/main-code, src/data/preprocessing.py) takes
+    w = 1/e, min-max normalises w over each window, w' = (w - min w) / (max w - min w), and
+    adds 1e-3 (`floor` here, `AstromerConfig.uncertainty_floor`). So the most precise point
+    of a window weighs 1 + floor and the noisiest `floor`: errors [0.01, 0.02, 0.05, 0.5]
+    give [1.001, 0.491, 0.185, 0.001]. The weights stay in (0, 1 + floor] whatever the
+    errors' scale, where plain 1/e of small uncertainties reached ~1000.
+
+    Where lcfm differs, on purpose:
+    * min and max are taken over the window's observations (`valid`); the reference pads
+      windows with error 0, whose 1/0 it sets to 0, so every window shorter than 200
+      points had min w = 0. lcfm weights a short window like a full one.
+    * a non-finite or non-positive uncertainty gets weight `floor`, as the reference's 1/0
+      -> 0 gives it the smallest weight, but it does not pull the window's minimum down.
+    As in the reference, a window whose uncertainties are all equal has max w = min w and
+    every point weighs `floor`.
     (batch, time) -> (batch, time)"""
     usable = valid & torch.isfinite(errors) & (errors > 0)
-    safe = torch.where(usable, errors, torch.zeros_like(errors))
-    largest = safe.amax(dim=1, keepdim=True)  # (batch, 1)
-    normalised = safe / torch.where(largest > 0, largest, torch.ones_like(largest))
-    weights = 1.0 / normalised.clamp(min=floor)
-    return torch.where(usable, weights, torch.ones_like(weights))
+    inverse = torch.where(usable, 1.0 / torch.where(usable, errors, torch.ones_like(errors)),
+                          torch.zeros_like(errors))
+    low = torch.where(usable, inverse, torch.full_like(inverse, float("inf"))).amin(
+        dim=1, keepdim=True)
+    high = inverse.amax(dim=1, keepdim=True)  # unusable entries are 0 <= any usable 1/e
+    spread = high - low
+    scaled = torch.where(usable & (spread > 0), (inverse - low) / torch.where(
+        spread > 0, spread, torch.ones_like(spread)), torch.zeros_like(inverse))
+    return scaled + floor
 
 
 def reconstruction_loss(reconstruction: torch.Tensor, target_values: torch.Tensor,
