@@ -20,8 +20,11 @@ A light curve with neither is unlabelled (label None) and still usable for pretr
 Preprocessing, as for MACHO in Astromer 2 (sect. 2.1 and 4.1): drop non-finite values;
 remove observations with uncertainties < 0 or > 1 mag; discard points below the 1st or above
 the 99th percentile of each light curve; sort by time (dropping duplicate epochs); reject
-light curves left empty. Windows of `default_window = 200` observations and per-window
-zero-mean magnitudes are the collator's job, not ingest's.
+light curves left empty. `moment_filter=true` adds Astromer 2's |kurtosis| > 10,
+|skewness| > 1 and std > 0.1 filter (`lcfm.preprocess.moment_filter`; sect. 4.1 applies it
+to the MACHO pretraining corpus, so it is off by default here). Windows of
+`default_window = 200` observations and per-window zero-mean magnitudes are the collator's
+job, not ingest's.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from lcfm.exceptions import ConfigError
-from lcfm.preprocess import drop_nonfinite, error_range, min_points, percentile_clip, sort_by_time
+from lcfm.preprocess import (
+    drop_nonfinite,
+    error_range,
+    min_points,
+    moment_filter,
+    option_flag,
+    percentile_clip,
+    sort_by_time,
+)
 from lcfm.survey import SurveyPlugin
 
 from lcfm_surveys.atlas.labels import (
@@ -70,11 +81,13 @@ class AtlasSurvey(SurveyPlugin):
     # No bundled sample: no real ATLAS light curve may be shipped, and a synthetic file
     # must not pass for one.
     sample_package = ""
-    options = {"band": "o", "labels": ""}
+    options = {"band": "o", "labels": "", "moment_filter": False}
 
     def __init__(self, **options):
         super().__init__(**options)
         self.selected_bands = parse_band_option(self.opts["band"], self.bands)
+        self.opts["moment_filter"] = option_flag(self.name, "moment_filter",
+                                                 self.opts["moment_filter"])
         self._catalogue: dict[str, CatalogueEntry] | None = None
 
     # ---- labels ----------------------------------------------------------------------
@@ -123,10 +136,12 @@ class AtlasSurvey(SurveyPlugin):
 
     # ---- preprocessing ---------------------------------------------------------------
     def preprocessing(self):
-        return [
+        chain = [
             ("drop_nonfinite", drop_nonfinite()),
             ("error_range", error_range(0.0, 1.0)),
             ("percentile_clip", percentile_clip(1.0, 99.0)),
             ("sort_by_time", sort_by_time()),
-            ("min_points", min_points(1)),
         ]
+        if self.opts["moment_filter"]:  # on the cleaned points, as the published code
+            chain.append(("moment_filter", moment_filter()))
+        return chain + [("min_points", min_points(1))]

@@ -18,10 +18,15 @@ refused. The same star and band in two files is a duplicate, reported and kept o
 
 Preprocessing follows Astromer 2 (paper 001, sect. 2.1 and 4.1): observations with a
 negative uncertainty or one above 1 mag are removed, and values below the 1st or above the
-99th percentile of each light curve are discarded. lcfm adds the bookkeeping steps every
-survey needs (non-finite values, time order, duplicates, empty light curves). Windows of 200
-observations and the zero-mean per window are applied by the model collators, not at
-ingest (`default_window = 200`).
+99th percentile of each light curve are discarded. Options of the paper corpora:
+`band=R` keeps the R band only (AstroCo pretrains on MACHO R; Astromer keeps one band), the
+default `band=all` keeps B and R as separate light curves; `moment_filter=true` applies
+Astromer 2's |kurtosis| > 10, |skewness| > 1 and std > 0.1 filter
+(`lcfm.preprocess.moment_filter`, off by default until a recipe asks for it). Rows of an
+unselected band and light curves the moment filter removes are counted in report.json.
+lcfm adds the bookkeeping steps every survey needs (non-finite values, time order,
+duplicates, empty light curves). Windows of 200 observations and the zero-mean per window
+are applied by the model collators, not at ingest (`default_window = 200`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ from lcfm.preprocess import (
     drop_nonfinite,
     error_range,
     min_points,
+    moment_filter,
+    option_bands,
+    option_flag,
     percentile_clip,
+    select_bands,
     sort_by_time,
 )
 from lcfm.survey import Step, SurveyPlugin
@@ -67,6 +76,8 @@ class MachoSurvey(SurveyPlugin):
         "clip_high": 99.0,
         "min_points": 1,  # light curves left with fewer observations are rejected
         "alcock_band": "R",  # band of Alcock files that do not say (paper 002: MACHO R-band)
+        "band": "all",  # bands kept: B, R or all (AstroCo sect. 4: R only)
+        "moment_filter": False,  # Astromer 2 sect. 4.1 kurtosis/skewness/std filter
     }
 
     def __init__(self, **options):
@@ -87,6 +98,9 @@ class MachoSurvey(SurveyPlugin):
         if band not in BANDS:
             raise ConfigError(f"survey 'macho': alcock_band must be B or R, got {band!r}")
         self.opts["alcock_band"] = band
+        self.selected_bands = option_bands(self.name, self.opts["band"], BANDS)
+        self.opts["moment_filter"] = option_flag(self.name, "moment_filter",
+                                                 self.opts["moment_filter"])
 
     def simulator(self):
         from lcfm_surveys.macho.simulate import MachoSimulator
@@ -99,14 +113,20 @@ class MachoSurvey(SurveyPlugin):
         repeated observation does not weigh twice in the percentiles.
         """
         max_error = self.opts["max_error"]
-        return [
+        chain: list[tuple[str, Step]] = []
+        if len(self.selected_bands) < len(BANDS):  # first: nothing is spent on unused rows
+            chain.append(("select_bands", select_bands(self.selected_bands)))
+        chain += [
             ("drop_nonfinite", drop_nonfinite()),
             ("error_range", error_range(0.0, max_error,
                                         reason=f"uncertainty < 0 or > {max_error:g} mag")),
             ("sort_by_time", sort_by_time()),
             ("percentile_clip", percentile_clip(self.opts["clip_low"], self.opts["clip_high"])),
-            ("min_points", min_points(self.opts["min_points"])),
         ]
+        if self.opts["moment_filter"]:  # on the cleaned points, as the published code
+            chain.append(("moment_filter", moment_filter()))
+        chain.append(("min_points", min_points(self.opts["min_points"])))
+        return chain
 
     def input_files(self, path: Path, fmt: str | None = None) -> list[Path]:
         """Files under `path` to ingest, minus the per-object files of an Alcock dataset:
