@@ -9,6 +9,14 @@ import typer
 
 from lcfm_cli.main import app, parse_options
 
+
+def _main_process() -> bool:
+    """Only the main process of an `accelerate launch` run prints the result line."""
+    from lcfm.ranks import current_ranks
+
+    return current_ranks().is_main
+
+
 Folder = Annotated[Path, typer.Option(help="Folder of canonical shards.")]
 
 
@@ -41,6 +49,10 @@ def finetune(
         help="Feed each object's metadata to models with a metadata token (ATCAT).")] = False,
     config: Annotated[list[str] | None, typer.Option(
         help="Config override key=value (repeatable).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="DataLoader processes that read and collate batches (default: none on a "
+             "machine of 1-2 cores, else min(4, cores - 1)); batches do not depend on it.")]
+    = None,
 ) -> None:
     """Fine-tune a classifier: full, frozen encoder, or LoRA; few-shot with --spc/--folds."""
     from lcfm.engine.finetune import FinetuneArgs
@@ -51,7 +63,8 @@ def finetune(
         freeze_encoder=freeze_encoder, samples_per_class=spc, folds=folds,
         max_steps=max_steps, batch_size=batch_size, loss=loss, balanced=balanced,
         augment=augment or [], lr_encoder=lr_encoder, lr_head=lr_head, patience=patience,
-        seed=seed, resume=resume, metadata=metadata, config_overrides=parse_options(config or [])))
+        seed=seed, resume=resume, metadata=metadata, config_overrides=parse_options(config or []),
+        workers=workers))
     if "test_macro_f1_mean" in summary:
         typer.echo(f"{folds} folds, {spc} per class: test macro F1 "
                    f"{summary['test_macro_f1_mean']:.3f} +- {summary['test_macro_f1_std']:.3f}")
@@ -77,6 +90,8 @@ def evaluate(
     from lcfm.engine.evaluate import evaluate as run
 
     r = run(model, data, output, batch_size)
+    if not _main_process():
+        return
     excluded = r["excluded_training_objects"]
     held_out = ("no split record in the model folder: training objects not checked"
                 if excluded is None else f"{excluded} training/validation objects excluded")
@@ -104,9 +119,14 @@ def predict(
     early: Annotated[bool, typer.Option(
         help="Causal models: probabilities after every observation (<output>_early.parquet)."
     )] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Keep the shards a killed run finished (OUTPUT.parts/) and do the rest; refused "
+             "when the model, data or options differ.")] = False,
 ) -> None:
     """Classify every object, labeled or not, over all its observations: a Parquet catalog
-    with probabilities per class and n_observations_used."""
+    with probabilities per class and n_observations_used, and <output stem>.json (counts,
+    speed, num_processes). Shards are shared among `accelerate launch` processes and
+    written as parts before the merge; one progress line per shard off a terminal."""
     from lcfm.engine.evaluate import predict as run
     from lcfm.exceptions import ConfigError
 
@@ -116,8 +136,9 @@ def predict(
         raise ConfigError(f"--cutoffs {cutoffs!r}: expected numbers separated by commas"
                           ) from None
     catalog = run(model, data, output, mc_samples, batch_size, seed, cutoffs=days,
-                  early=early)
-    typer.echo(f"{catalog.height} objects classified -> {output}")
+                  early=early, resume=resume)
+    if _main_process():
+        typer.echo(f"{catalog.height} objects classified -> {output}")
 
 
 @app.command()
@@ -127,26 +148,14 @@ def embed(
     output: Annotated[Path, typer.Option(help="Parquet file of embeddings.")],
     plot: Annotated[Path | None, typer.Option(help="Also draw a 2-D projection PNG.")] = None,
     batch_size: Annotated[int, typer.Option()] = 64,
+    resume: Annotated[bool, typer.Option(
+        help="Keep the shards a killed run finished (OUTPUT.parts/) and do the rest.")]
+    = False,
 ) -> None:
-    """One embedding vector per object."""
+    """One embedding vector per object, and <output stem>.json (counts, speed,
+    num_processes); shards are shared among `accelerate launch` processes."""
     from lcfm.engine.evaluate import embed as run
 
-    table = run(model, data, output, batch_size, plot)
-    typer.echo(f"{table.height} embeddings of size {len(table['embedding'][0])} -> {output}")
-
-
-@app.command()
-def bench(
-    model: Annotated[str | None, typer.Option(help="One model plugin (default: all).")] = None,
-    n: Annotated[int, typer.Option(help="Synthetic light curves per measurement.")] = 256,
-    survey: Annotated[str, typer.Option(help="Survey whose bands the data use.")] = "macho",
-    surveys: Annotated[bool, typer.Option(
-        help="Also time simulation and ingest of every survey.")] = False,
-) -> None:
-    """Throughput (light curves per second: collation, inference, training) and peak
-    memory of each model's paper configuration, as JSON."""
-    import json
-
-    from lcfm.engine.bench import bench as run
-
-    typer.echo(json.dumps(run(model, n, survey, surveys), indent=2))
+    table = run(model, data, output, batch_size, plot, resume=resume)
+    if _main_process():
+        typer.echo(f"{table.height} embeddings of size {len(table['embedding'][0])} -> {output}")

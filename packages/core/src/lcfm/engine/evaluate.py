@@ -11,6 +11,11 @@ classified and embedded like any other. `evaluate` scores only objects with one 
 model's classes that the model was not trained or validated on (the fine-tuning run's
 `splits.parquet`), and reports how many it excluded or skipped.
 
+Every command works shard by shard (`lcfm.engine.catalog`): across Accelerate ranks, with
+per-shard results merged by the main process into one entry per object; predict and embed
+resume a killed run (`resume=True`) and write `<output stem>.json` (counts, speed,
+num_processes) beside their catalog.
+
 Data from another survey than the model's (issue 9, item 1): accepted only by a model that
 encodes bands by central wavelength (`ModelPlugin.encodes_wavelength`, ATCAT), when every
 band of the data has a wavelength in its survey plugin, both surveys give the same kind of
@@ -26,16 +31,17 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from tqdm.auto import tqdm
 
+from lcfm.engine.catalog import CatalogRun, merge_parts, object_part, parts_folder
 from lcfm.engine.metadata import load_encoder, with_metadata
-from lcfm.engine.predict import embed_frame, object_sums, per_object, predict_frame
+from lcfm.engine.predict import embed_frame, predict_frame
 from lcfm.engine.save import load_classifier
 from lcfm.exceptions import ConfigError, DataError, PluginNotFoundError
 from lcfm.metrics import classification_report
 from lcfm.plots import plot_confusion, plot_reliability
+from lcfm.ranks import current_ranks
 from lcfm.registry import get_survey
-from lcfm.shards import read_shards, shard_paths, write_frame_atomic
+from lcfm.shards import read_summaries, scan_shards, write_frame_atomic
 
 #: object_id -> split ("train", "validation", "test") of the fine-tuning run, in its folder
 SPLITS_FILE = "splits.parquet"
@@ -135,37 +141,52 @@ def _load_classifier(model_dir: Path):
     return plugin, model, classes, load_encoder(model_dir)
 
 
-def _shard_frames(data: Path, what: str):
-    """Each shard of a dataset in turn, so catalogs of millions of light curves never hold
-    all light curves in memory."""
-    paths = shard_paths(data)
-    for path in tqdm(paths, desc=what, unit="shard", disable=None if len(paths) > 1 else True):
-        yield path, read_shards(path)
-
-
 def _n_objects(frame: pl.DataFrame) -> int:
     return frame["object_id"].n_unique()
+
+
+def _band_summary(data: Path) -> pl.DataFrame:
+    """The surveys and bands of a dataset (what `input_bands` checks), read column-wise."""
+    scan = scan_shards(data)
+    surveys = scan.select(pl.col("survey").unique()).collect()["survey"].to_list()
+    bands = (scan.select(pl.col("band").explode().cast(pl.String).unique())
+             .collect()["band"].to_list())
+    return pl.DataFrame({"survey": surveys, "band": [bands] * len(surveys)},
+                        schema={"survey": pl.String, "band": pl.List(pl.String)})
+
+
+def _model_key(model_dir: Path) -> str:
+    return str(Path(model_dir).resolve())
+
+
+def summary_path(output: Path) -> Path:
+    """`<stem>.json` beside a catalog."""
+    return output.with_name(output.stem + ".json")
 
 
 def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) -> dict:
     """Metrics on held-out objects with a known label (module docstring). Keys beyond
     `lcfm.metrics.classification_report`: n_objects (objects scored), light_curves,
     n_observations_used, excluded_training_objects (None when the model folder has no
-    split record), n_skipped_unlabeled, n_skipped_foreign_label (objects)."""
+    split record), n_skipped_unlabeled, n_skipped_foreign_label (objects), num_processes.
+
+    Which objects are scored is decided from the rows' ids and labels alone
+    (`read_summaries`: no observation sequences in memory); each rank then classifies its
+    shards' scored rows and the main process scores the gathered per-object probabilities."""
     output = folder_output(output)
     plugin, model, classes, encoder = _load_classifier(model_dir)
-    frame = read_shards(data)
-    bands = input_bands(plugin, model.config, frame, data, encoder)
+    summaries = read_summaries(data)
+    input_bands(plugin, model.config, _band_summary(data), data, encoder)
     splits = read_splits(model_dir)
     seen = (splits.filter(pl.col("split").is_in(SEEN_SPLITS))["object_id"]
             if splits is not None else pl.Series("object_id", [], pl.String))
-    in_training = frame["object_id"].is_in(seen.implode())
-    known = frame["label"].is_in(classes).fill_null(False) & ~in_training
-    scored = frame.filter(known)
+    in_training = summaries["object_id"].is_in(seen.implode())
+    known = summaries["label"].is_in(classes).fill_null(False) & ~in_training
+    scored = summaries.filter(known)
     scored_ids = scored["object_id"].unique().implode()
-    rest = frame.filter(~in_training & ~known & ~pl.col("object_id").is_in(scored_ids))
+    rest = summaries.filter(~in_training & ~known & ~pl.col("object_id").is_in(scored_ids))
     counts = {
-        "excluded_training_objects": _n_objects(frame.filter(in_training))
+        "excluded_training_objects": _n_objects(summaries.filter(in_training))
         if splits is not None else None,
         "n_skipped_unlabeled": _n_objects(rest.filter(pl.col("label").is_null())),
         "n_skipped_foreign_label": _n_objects(rest.filter(pl.col("label").is_not_null())),
@@ -175,16 +196,38 @@ def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) ->
                         f"{counts['excluded_training_objects'] or 0} are the model's training "
                         f"or validation objects, {counts['n_skipped_unlabeled']} unlabeled, "
                         f"{counts['n_skipped_foreign_label']} with labels outside {classes}")
-    scored = with_metadata(scored, encoder, model.config)
-    rows = predict_frame(model, plugin, scored, _collator(plugin, model.config, bands),
-                         len(classes), batch_size)
-    objects, object_probs = per_object(scored["object_id"], rows.probs)
-    truth = dict(zip(scored["object_id"], scored["label"], strict=True))
-    y_true = np.array([classes.index(truth[o]) for o in objects])
-    report = classification_report(y_true, object_probs, classes)
-    report.update(n_objects=len(objects), objects=len(objects), light_curves=scored.height,
-                  n_observations_used=int(rows.observations.sum()), **counts)
+    ranks = current_ranks()
+    model.to(ranks.device)
+    run = CatalogRun("evaluate", Path(data), output / ".evaluate.parts",
+                     {"model": _model_key(model_dir)}, ranks=ranks)
+
+    def work(unit, frame):
+        bands = input_bands(plugin, model.config, frame, unit.path, encoder)
+        frame = frame.filter(~pl.col("object_id").is_in(seen.implode())
+                             & pl.col("label").is_in(classes).fill_null(False))
+        if frame.height == 0:
+            return {"": object_part(frame, np.zeros((0, len(classes))), np.zeros(0))}
+        frame = with_metadata(frame, encoder, model.config)
+        rows = predict_frame(model, plugin, frame, _collator(plugin, model.config, bands),
+                             len(classes), batch_size)
+        return {"": object_part(frame, rows.probs, rows.observations)}
+
     output.mkdir(parents=True, exist_ok=True)
+    run.run(work)
+    if ranks.is_main:
+        merged = merge_parts(run.parts())
+        y_true = np.array([classes.index(label) for label in merged.labels])
+        report = classification_report(y_true, merged.means, classes)
+        report.update(n_objects=len(merged.objects), objects=len(merged.objects),
+                      light_curves=int(merged.rows.sum()),
+                      n_observations_used=int(merged.observations.sum()), **counts,
+                      num_processes=ranks.count)
+        _write_evaluation(output, report, classes)
+    run.finish()
+    return json.loads((output / "metrics.json").read_text())
+
+
+def _write_evaluation(output: Path, report: dict, classes: list[str]) -> None:
     (output / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     (output / "confusion_matrix.json").write_text(
         json.dumps(report["confusion_matrix"], indent=2) + "\n")
@@ -193,18 +236,19 @@ def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) ->
     plot_confusion(np.array(report["confusion_matrix"]["rows_true_columns_predicted"]),
                    classes, output / "confusion_matrix.png")
     plot_reliability(report["reliability"], output / "reliability.png")
-    return report
 
 
 def predict(model_dir: Path, data: Path, output: Path, mc_samples: int = 0,
             batch_size: int = 64, seed: int = 0, cutoffs: list[float] | None = None,
-            early: bool = False) -> pl.DataFrame:
+            early: bool = False, resume: bool = False) -> pl.DataFrame:
     """A Parquet catalog: object_id (once each), predicted class, one probability column
     per class, n_observations_used and, with MC dropout (`mc_samples` passes with the
     model's own dropout rates), one standard-deviation column per class: the spread over
     passes of the object's probability. With `early` or `cutoffs` (causal models), also
     `<output stem>_early.parquet`: probabilities after each observation, or at each cutoff
-    in days since the first observation (of a light curve's first window)."""
+    in days since the first observation (of a light curve's first window). Beside the
+    catalog, `<output stem>.json`: n_objects, n_light_curves, num_processes, seconds,
+    light_curves_per_second. `resume`: keep the shards a killed run finished."""
     output = file_output(output)
     if mc_samples < 0:
         raise ConfigError(f"--mc-samples {mc_samples}: must be 0 (one deterministic pass) or "
@@ -215,46 +259,55 @@ def predict(model_dir: Path, data: Path, output: Path, mc_samples: int = 0,
 
         enable_mc_dropout(model, plugin)  # fails before any shard is read
         model.eval()
-    ids, passes, observations, early_tables = [], [], [], []
-    for path, frame in _shard_frames(data, "predict"):
-        bands = input_bands(plugin, model.config, frame, path, encoder)
+    ranks = current_ranks()
+    model.to(ranks.device)
+    run = CatalogRun("predict", Path(data), parts_folder(output), {
+        "model": _model_key(model_dir), "classes": classes, "mc_samples": mc_samples,
+        "seed": seed, "cutoffs": cutoffs, "early": early}, resume=resume, ranks=ranks)
+
+    def work(unit, frame):
+        bands = input_bands(plugin, model.config, frame, unit.path, encoder)
         collate = _collator(plugin, model.config, bands, seed)
         frame = with_metadata(frame, encoder, model.config)
+        tables = {}
         if early or cutoffs:
             from lcfm.engine.early import early_probabilities
 
-            early_tables.append(early_probabilities(model, plugin, frame, collate, classes,
-                                                    cutoffs, batch_size))
+            tables[".early"] = early_probabilities(model, plugin, frame, collate, classes,
+                                                   cutoffs, batch_size)
         rows = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
                              mc_samples=mc_samples, seed=seed)
-        ids.append(frame["object_id"].to_numpy())
-        passes.append(rows.passes.transpose(1, 0, 2))  # (rows, passes, classes)
-        observations.append(rows.observations)
-    ids = np.concatenate(ids)
-    if early_tables:
-        write_frame_atomic(pl.concat(early_tables),
-                           output.with_name(output.stem + "_early.parquet"))
-    objects, object_passes = per_object(ids, np.concatenate(passes))
+        passes = rows.passes.transpose(1, 0, 2)  # (rows, passes, classes)
+        tables[""] = object_part(frame, passes, rows.observations)
+        return tables
+
+    run.run(work)
+    if not ranks.is_main:
+        run.finish()
+        return pl.read_parquet(output)
+    merged = merge_parts(run.parts())
+    object_passes = merged.means.reshape(len(merged.objects), max(mc_samples, 1),
+                                         len(classes))
     object_probs = object_passes.mean(1)
-    _, used, _ = object_sums(ids, np.concatenate(observations)[:, None])
-    columns = {"object_id": objects,
+    columns = {"object_id": merged.objects,
                "predicted_class": [classes[i] for i in object_probs.argmax(1)],
                "probability": object_probs.max(1),
-               "n_observations_used": used[:, 0].astype(np.int64)}
+               "n_observations_used": merged.observations}
     columns.update({f"p_{c}": object_probs[:, i] for i, c in enumerate(classes)})
     if mc_samples:
         object_std = object_passes.std(1)
         columns.update({f"std_{c}": object_std[:, i] for i, c in enumerate(classes)})
     catalog = pl.DataFrame(columns)
+    if early or cutoffs:
+        write_frame_atomic(pl.concat(run.parts(".early")),
+                           output.with_name(output.stem + "_early.parquet"))
     write_frame_atomic(catalog, output)
+    run.finish(summary_path(output), run.summary(merged, output, mc_samples=mc_samples))
     return catalog
 
 
-def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
-          plot: Path | None = None) -> pl.DataFrame:
-    """One embedding vector per object, from the model's pooled (layer-weighted where the
-    model defines it) output over all the object's observations, with its
-    n_observations_used."""
+def _encoder_model(model_dir: Path):
+    """(plugin, encoder model, config) of a pretrained or fine-tuned model folder."""
     from lcfm.engine.loading import (
         ADAPTER_CONFIG,
         check_model_folder,
@@ -262,40 +315,56 @@ def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
         plugin_for_model_type,
     )
 
-    output = file_output(output)
     check_model_folder(model_dir)
     if (Path(model_dir) / ADAPTER_CONFIG).exists():
         # a LoRA fine-tune: its encoder is the base with the adapters merged in
         plugin, classifier = load_classifier(model_dir)
         classifier = classifier.merge_and_unload()
-        model, config = getattr(classifier, classifier.base_model_prefix), classifier.config
-    else:
-        from transformers import AutoConfig
+        return plugin, getattr(classifier, classifier.base_model_prefix), classifier.config
+    from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(model_dir)
-        plugin = plugin_for_model_type(config.model_type)
-        model = load_pretrained(plugin.base_model_class, model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    plugin = plugin_for_model_type(config.model_type)
+    return plugin, load_pretrained(plugin.base_model_class, model_dir), config
+
+
+def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
+          plot: Path | None = None, resume: bool = False) -> pl.DataFrame:
+    """One embedding vector per object, from the model's pooled (layer-weighted where the
+    model defines it) output over all the object's observations, with its
+    n_observations_used and first known label; `<output stem>.json` beside it as for
+    predict. `resume`: keep the shards a killed run finished."""
+    output = file_output(output)
+    plugin, model, config = _encoder_model(model_dir)
     encoder = load_encoder(model_dir)
-    ids, vectors, observations, labels = [], [], [], {}
-    for path, frame in _shard_frames(data, "embed"):
-        collate = _collator(plugin, config, input_bands(plugin, config, frame, path, encoder))
+    ranks = current_ranks()
+    model.to(ranks.device)
+    run = CatalogRun("embed", Path(data), parts_folder(output),
+                     {"model": _model_key(model_dir)}, resume=resume, ranks=ranks)
+
+    def work(unit, frame):
+        collate = _collator(plugin, config, input_bands(plugin, config, frame, unit.path,
+                                                        encoder))
         frame = with_metadata(frame, encoder, config)
-        vector, used = embed_frame(model, plugin, frame, collate, batch_size)
-        vectors.append(vector)
-        observations.append(used)
-        ids.append(frame["object_id"].to_numpy())
-        labels.update(zip(frame["object_id"], frame["label"], strict=True))
-    ids = np.concatenate(ids)
-    objects, object_vectors = per_object(ids, np.concatenate(vectors))
-    _, used, _ = object_sums(ids, np.concatenate(observations)[:, None])
-    table = pl.DataFrame({"object_id": objects, "label": [labels[o] for o in objects],
-                          "n_observations_used": used[:, 0].astype(np.int64),
-                          "embedding": object_vectors.astype(np.float32).tolist()},
+        vectors, used = embed_frame(model, plugin, frame, collate, batch_size)
+        return {"": object_part(frame, vectors, used)}
+
+    run.run(work)
+    if not ranks.is_main:
+        run.finish()
+        return pl.read_parquet(output)
+    merged = merge_parts(run.parts())
+    vectors = merged.means.astype(np.float32)
+    table = pl.DataFrame({"object_id": merged.objects, "label": merged.labels,
+                          "n_observations_used": merged.observations,
+                          "embedding": vectors.tolist()},
                          schema_overrides={"embedding": pl.List(pl.Float32),
                                            "label": pl.String})
     write_frame_atomic(table, output)
+    run.finish(summary_path(output), run.summary(merged, output,
+                                                 embedding_size=int(vectors.shape[1])))
     if plot is not None:
         from lcfm.plots import plot_embedding
 
-        plot_embedding(object_vectors, [labels[o] for o in objects], plot)
+        plot_embedding(vectors, merged.labels, plot)
     return table
