@@ -97,7 +97,8 @@ def ingest(
     files_rejected) and the rest is ingested; --strict aborts instead. A light curve seen
     twice is rejected as a duplicate object_id, or merged where the format says so. The
     folder is marked while it is written: readers refuse it, a second ingest into it fails
-    at once, and rerunning a killed ingest restarts it cleanly."""
+    at once, and rerunning a killed ingest restarts it cleanly. Under `accelerate launch`
+    the processes share the files (i mod n) and the main process writes the dataset."""
     from lcfm.ingest import ingest as run_ingest
     from lcfm.registry import get_survey
 
@@ -107,7 +108,12 @@ def ingest(
     plugin = get_survey(survey)
     if options:
         plugin = plugin.with_options(**options)
-    report = run_ingest(plugin, input, output, fmt=format, progress=True, strict=strict)
+    report = run_ingest(plugin, input, output, fmt=format, progress=True, strict=strict,
+                        workers=workers)
+    from lcfm.ranks import current_ranks
+
+    if not current_ranks().is_main:  # `accelerate launch`: the main process reports
+        return
     summary = report.to_dict()
     notes = []
     if report.duplicate_object_ids:

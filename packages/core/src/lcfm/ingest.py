@@ -19,14 +19,20 @@ a second ingest into it fails at once, and a killed ingest restarts cleanly when
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import pickle
 import tempfile
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from lcfm.dataset_lock import writing
-from lcfm.exceptions import DataError, InputFileError, LcfmError
+from lcfm.dataset_lock import WORK_DIR, writing
+from lcfm.exceptions import ConfigError, DataError, InputFileError, LcfmError
 from lcfm.merge import MergeSpill, key_digest
+from lcfm.ranks import current_ranks
 from lcfm.report import IngestReport
 from lcfm.shards import ShardWriter, read_summaries
 from lcfm.survey import SurveyPlugin
@@ -70,6 +76,72 @@ def _reason(exc: BaseException, path: Path) -> str:
     if isinstance(exc, InputFileError) and exc.path == str(path):
         return (f"line {exc.line}: " if exc.line is not None else "") + exc.problem
     return _one_line(exc)
+
+
+@dataclass
+class FileResult:
+    """What a worker process read from one file: the file's reading report and, per raw
+    row, ("merge", digest, row) or ("keep", digest, raw points, object_id, preprocessed row
+    or None, the preprocessing's report); or the error that rejected the file."""
+
+    report: IngestReport
+    items: list[tuple] = field(default_factory=list)
+    error: BaseException | None = None
+    reason: str = ""
+
+
+_WORKER_SURVEY: dict = {}
+
+
+def _init_worker(survey: SurveyPlugin, fmt: str | None) -> None:
+    _WORKER_SURVEY.update(survey=survey, fmt=fmt)
+
+
+def read_file_result(survey: SurveyPlugin, path: Path, fmt: str | None) -> FileResult:
+    """Read and preprocess one file without de-duplicating (the parent does that in file
+    order): every row is preprocessed with its own report, which the parent counts only if
+    the row is kept, so the counts are those of a serial ingest."""
+    report = IngestReport(survey=survey.name)
+    items: list[tuple] = []
+    try:
+        reader = survey.reader_for(path, fmt)
+        for raw in reader.read(path, report):
+            if reader.duplicates == "merge":
+                items.append(("merge", key_digest(survey.segment_key(raw, bands=False)), raw))
+                continue
+            row_report = IngestReport(survey=survey.name)
+            row = survey.preprocess(raw, row_report)
+            items.append(("keep", key_digest(survey.segment_key(raw)), len(raw["time"]),
+                          raw["object_id"], row, row_report))
+    except Exception as exc:
+        return FileResult(report, error=_portable(exc, path), reason=_reason(exc, path))
+    return FileResult(report, items)
+
+
+def _portable(exc: BaseException, path: Path) -> BaseException:
+    """`exc`, or an equivalent that survives the trip back from a worker (an exception
+    with its own __init__ arguments, such as InputFileError, does not unpickle)."""
+    if isinstance(exc, InputFileError):
+        return _RebuiltInputFileError(exc.path, exc.problem, exc.line)
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return (LcfmError(_one_line(exc)) if isinstance(exc, LcfmError)
+                else _RebuiltInputFileError(str(path), _one_line(exc), None))
+
+
+class _RebuiltInputFileError(InputFileError):
+    """An InputFileError that pickles (its arguments are kept for unpickling)."""
+
+    def __init__(self, path, problem: str, line: int | None = None):
+        super().__init__(path, problem, line=line)
+        self.args = (path, problem, line)
+
+
+def _worker_read(job: tuple[int, Path]) -> tuple[int, FileResult]:
+    index, path = job
+    return index, read_file_result(_WORKER_SURVEY["survey"], path, _WORKER_SURVEY["fmt"])
 
 
 class IngestRun:
@@ -133,6 +205,39 @@ class IngestRun:
         file_report.files_read = 1
         self.report.absorb(file_report)
 
+    def absorb_file(self, path: Path, index: int, result: FileResult) -> None:
+        """The parent's half of `read_file` for a file a worker read (`FileResult`)."""
+        if result.error is not None:
+            if self.strict:
+                if isinstance(result.error, LcfmError):
+                    raise result.error
+                raise InputFileError(path, _one_line(result.error)) from result.error
+            self.first_error = self.first_error or result.error
+            self.report.reject_file(path, result.reason)
+            return
+        file_report, pending = result.report, set()
+        self.sink.begin()
+        try:
+            for item in result.items:
+                if item[0] == "merge":
+                    self.spill.add(item[2], item[1], index)
+                    continue
+                _, digest, n_raw, object_id, row, row_report = item
+                if digest in self.seen or digest in pending:
+                    file_report.reject_duplicate(object_id, n_raw)
+                    continue
+                pending.add(digest)
+                file_report.absorb(row_report)
+                if row is not None:
+                    file_report.written(len(row["time"]))
+                    self._add(row)
+        except _SinkFailed as failed:
+            raise failed.__cause__ from None
+        self.sink.commit()
+        self.seen |= pending
+        file_report.files_read = 1
+        self.report.absorb(file_report)
+
     def merge(self) -> None:
         """Combine the rows of "merge" readers that share a key, then keep them like any
         other row (a merged light curve can still duplicate one of a "reject" reader)."""
@@ -143,17 +248,48 @@ class IngestRun:
                 self.report.merged(len(rows) - 1)
             self._keep(row, self.report, self.seen)
 
-    def run(self, files: list[Path], *, progress: bool = False) -> None:
-        for index, path in enumerate(tqdm(files, desc=f"ingest {self.survey.name}",
-                                          unit="file",
-                                          disable=None if progress else True)):
-            self.read_file(path, index)
+    def run(self, files: list[Path], *, progress: bool = False, workers: int = 1,
+            results=None) -> None:
+        """Read `files` in order: here, or in a pool of `workers` processes, or (`results`)
+        from (index, FileResult) pairs read elsewhere (other ranks)."""
+        bar = tqdm(total=len(files), desc=f"ingest {self.survey.name}", unit="file",
+                   disable=None if progress else True)
+        if results is None and workers > 1 and len(files) > 1:
+            results = self._pool_results(list(enumerate(files)), workers)
+        with bar:
+            if results is not None:
+                for index, result in results:
+                    self.absorb_file(files[index], index, result)
+                    bar.update(1)
+            else:
+                for index, path in enumerate(files):
+                    self.read_file(path, index)
+                    bar.update(1)
         if self.report.files_read == 0 and self.report.files_rejected:
             self._all_rejected(files)
         try:
             self.merge()
         except _SinkFailed as failed:
             raise failed.__cause__ from None
+
+    def _pool_results(self, jobs: list[tuple[int, Path]], workers: int):
+        """(index, FileResult) in the order of `jobs` from a pool of `workers` processes,
+        at most 2 x workers files ahead of the parent so results never pile up in memory."""
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: a forked child inherits polars' thread pool mid-state and can
+        # crash or hang; the (configured) survey plugin travels pickled instead
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(self.survey, self.fmt)) as pool:
+            jobs = iter(jobs)
+            ahead = deque(pool.submit(_worker_read, job)
+                          for job in itertools.islice(jobs, 2 * workers))
+            while ahead:
+                result = ahead.popleft().result()
+                for job in itertools.islice(jobs, 1):
+                    ahead.append(pool.submit(_worker_read, job))
+                yield result
 
     def _all_rejected(self, files: list[Path]) -> None:
         if len(files) == 1:  # one file: its own error is the most precise message
@@ -187,7 +323,7 @@ def read_rows(survey: SurveyPlugin, input_path: Path | None = None, *,
 
 def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
            fmt: str | None = None, rows_per_shard: int = 20_000,
-           progress: bool = False, strict: bool = False) -> IngestReport:
+           progress: bool = False, strict: bool = False, workers: int = 1) -> IngestReport:
     """Read every file of `survey` under `input_path` (default: its bundled sample),
     preprocess, write shards to `output_dir` and `report.json`; returns the report.
 
@@ -195,17 +331,40 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
     `strict` the first one raises its `LcfmError`. Raises `DataError` when every file is
     rejected or no light curve survives, or when `output_dir` is a file, is being written
     by another run, or holds a dataset already.
+
+    Parallel (issue 10, item 5): `workers` processes read and preprocess files while this
+    process de-duplicates, merges and writes in file order, so the shards and the report
+    are those of `workers=1`. Launched on several ranks (`accelerate launch`), rank r reads
+    files i with i mod n == r (each with its own `workers`) into the run's scratch folder
+    and the main process writes the dataset from them in file order: the one marker of the
+    run is created by the main process before the others start and removed at the end.
+    Other ranks return an empty report (the run's is the main process's report.json).
     """
+    if int(workers) < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
     output_dir = Path(output_dir)
     where = Path(input_path) if input_path is not None else survey.sample_path()
     if fmt is not None:
         survey.check_format(fmt)
     files = survey.input_files(where, fmt)
     report = IngestReport(survey=survey.name)
+    ranks = current_ranks()
+    if not ranks.is_main:
+        ranks.wait()  # the main process has marked the folder
+        _read_share(survey, files, ranks, output_dir / WORK_DIR / "files", fmt, workers)
+        ranks.wait()  # every rank has read its files
+        ranks.wait()  # the main process has written the dataset
+        return report
     with writing(output_dir, "lcfm ingest") as work_dir:
+        results = None
+        if ranks.count > 1:
+            ranks.wait()
+            _read_share(survey, files, ranks, work_dir / "files", fmt, workers)
+            ranks.wait()
+            results = _shared_results(work_dir / "files", len(files))
         with ShardWriter(output_dir, rows_per_shard) as writer:
             IngestRun(survey, report, writer, work_dir, fmt=fmt, strict=strict).run(
-                files, progress=progress)
+                files, progress=progress, workers=workers, results=results)
         report.shards = [p.name for p in writer.paths]
         _check(survey, report)
         if report.light_curves_written == 0:
@@ -213,4 +372,29 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
             raise DataError(f"{where}: no light curve survived ingest ({reasons})")
         survey.post_ingest(output_dir, read_summaries(output_dir, writer=True))
         report.save(output_dir / "report.json")  # last: with the marker gone, complete
+    ranks.wait()
     return report
+
+
+def _read_share(survey: SurveyPlugin, files: list[Path], ranks, folder: Path,
+                fmt: str | None, workers: int) -> None:
+    """This rank's files (i mod n), read into `folder/<index>.pkl` for the main process."""
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = ranks.share(list(enumerate(files)))
+    run = IngestRun(survey, IngestReport(survey=survey.name), ListSink(), folder, fmt=fmt)
+    results = (run._pool_results(jobs, workers) if workers > 1 else
+               ((i, read_file_result(survey, path, fmt)) for i, path in jobs))
+    for index, result in results:
+        tmp = folder / f".{index:07d}.pkl.tmp"
+        with open(tmp, "wb") as handle:
+            pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(folder / f"{index:07d}.pkl")
+
+
+def _shared_results(folder: Path, n_files: int):
+    for index in range(n_files):
+        path = folder / f"{index:07d}.pkl"
+        with open(path, "rb") as handle:
+            result = pickle.load(handle)
+        path.unlink()  # the scratch copy is no longer needed once absorbed
+        yield index, result
