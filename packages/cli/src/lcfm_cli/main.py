@@ -90,6 +90,9 @@ def ingest(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Abort on the first file that cannot be read (default: reject it, "
                          "list it in report.json and ingest the rest).")] = False,
+    workers: Annotated[int, typer.Option(
+        help="Processes reading and preprocessing files in parallel; the shards and "
+             "report.json are those of one process.")] = 1,
 ) -> None:
     """Native survey files -> canonical Parquet shards + report.json.
 
