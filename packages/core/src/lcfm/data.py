@@ -1,7 +1,9 @@
 """Canonical frames as model inputs: fast row access and object-grouped splits.
 
 Rows are served from flat numpy arrays plus offsets (STACK-NOTES: converting Polars list
-columns element by element is orders of magnitude slower).
+columns element by element is orders of magnitude slower). `LightCurveDataset` holds a
+frame in memory (inference on frames); training streams shards instead (`lcfm.stream`) and
+splits the small per-row summaries with `validation_rows`.
 """
 
 from __future__ import annotations
@@ -61,16 +63,24 @@ def object_fold(object_ids: pl.Series, n_folds: int, seed: int = 0) -> np.ndarra
                                     .digest(), "little") % n_folds for oid in object_ids])
 
 
-def split_by_object(frame: pl.DataFrame, validation_fraction: float, seed: int = 0
-                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(train, validation) with no object in both. With fewer than two objects, the
-    validation split is empty."""
+def validation_rows(frame: pl.DataFrame, validation_fraction: float, seed: int = 0
+                    ) -> np.ndarray:
+    """Boolean mask of the rows of the validation objects: a `validation_fraction` of the
+    objects, drawn from `default_rng(seed)`, so no object is in both splits. `frame` needs
+    only `object_id` (the summaries of a streamed dataset). With fewer than two objects,
+    nothing is held out."""
     objects = frame["object_id"].unique(maintain_order=True)
     if objects.len() < 2 or validation_fraction <= 0:
-        return frame, frame.head(0)
+        return np.zeros(frame.height, bool)
     rng = np.random.default_rng(seed)
     order = rng.permutation(objects.len())
     n_val = min(max(1, round(validation_fraction * objects.len())), objects.len() - 1)
     val_ids = objects.gather(order[:n_val])
-    is_val = frame["object_id"].is_in(val_ids.implode())
+    return frame["object_id"].is_in(val_ids.implode()).to_numpy()
+
+
+def split_by_object(frame: pl.DataFrame, validation_fraction: float, seed: int = 0
+                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(train, validation) with no object in both (`validation_rows`)."""
+    is_val = pl.Series(validation_rows(frame, validation_fraction, seed))
     return frame.filter(~is_val), frame.filter(is_val)

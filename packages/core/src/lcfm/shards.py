@@ -19,8 +19,26 @@ from lcfm.dataset_lock import SHARD_GLOB, file_mode, refuse_if_being_written
 from lcfm.exceptions import DataError, SchemaError
 from lcfm.schema import conform, make_frame
 
-__all__ = ["SHARD_GLOB", "ShardWriter", "load_dataset", "read_shards", "read_summaries",
-           "scan_shards", "shard_paths", "write_frame_atomic"]
+__all__ = ["ROW_GROUP_POINTS", "SHARD_GLOB", "ShardWriter", "load_dataset", "read_shards",
+           "read_summaries", "row_group_rows", "scan_shards", "shard_paths",
+           "write_frame_atomic"]
+
+
+#: observations per Parquet row group: the unit the streaming data path (`lcfm.stream`)
+#: reads and caches, so it bounds the memory of one cached block (~9 MB decoded)
+ROW_GROUP_POINTS = 500_000
+#: rows per row group stay within these bounds (issue 10: "row groups of ~1-4k rows"); few
+#: rows for long curves (a Kepler quarter), many for short ones (ELAsTiCC alerts)
+ROW_GROUP_ROWS = (64, 4096)
+
+
+def row_group_rows(frame: pl.DataFrame) -> int:
+    """Rows per row group for a frame of light curves: about `ROW_GROUP_POINTS`
+    observations, clipped to `ROW_GROUP_ROWS`."""
+    if "time" not in frame.columns or frame.height == 0:
+        return ROW_GROUP_ROWS[1]
+    mean = max(1.0, float(frame["time"].list.len().mean() or 1.0))
+    return int(min(max(ROW_GROUP_POINTS / mean, ROW_GROUP_ROWS[0]), ROW_GROUP_ROWS[1]))
 
 
 def write_frame_atomic(frame: pl.DataFrame, path: Path) -> Path:
@@ -32,7 +50,8 @@ def write_frame_atomic(frame: pl.DataFrame, path: Path) -> Path:
     finally:
         os.close(fd)
     try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        frame.write_parquet(tmp, compression="zstd", statistics=True,
+                            row_group_size=row_group_rows(frame))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,6 +6,12 @@ for the head and class-weighted cross-entropy w_c = N/N_c (ASTRAFier sect. 5); s
 focal losses, balanced batches and augmentations (ATCAT sect. 2.1.2, 2.3.2, 2.7); splits
 stratified by class and grouped by object; early stopping on validation macro F1;
 Astromer 2's few-shot protocol (sect. 5.1) with `samples_per_class` and `folds`.
+
+Training batches are streamed (issue 10, "streaming data path"): splits are made on the
+per-row summaries (object_id, label, meta) and give row selections; batches are read row
+group by row group and collated in `--workers` DataLoader processes, each Accelerate rank
+taking its part of every global batch. Validation and test rows are read as frames (they
+are the held-out fraction, not the corpus).
 """
 
 from __future__ import annotations
@@ -24,18 +30,31 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from lcfm.augment import Augmenter
-from lcfm.data import LightCurveDataset
 from lcfm.engine import loading
-from lcfm.engine.batching import BalancedStepBatches, StepBatches, optimiser_step, to_device
+from lcfm.engine.batching import (
+    BalancedPlan,
+    StepDataset,
+    default_workers,
+    optimiser_step,
+    step_loader,
+    to_device,
+)
 from lcfm.engine.checkpoint import FINETUNE_RUN_FIELDS, load_checkpoint, run_record, save_checkpoint
 from lcfm.engine.evaluate import SPLITS_FILE, folder_output, write_splits
-from lcfm.engine.metadata import fit_encoder, load_encoder, save_encoder, with_metadata
+from lcfm.engine.metadata import (
+    fit_encoder,
+    load_encoder,
+    metadata_key,
+    save_encoder,
+    with_metadata,
+)
 from lcfm.engine.predict import predict_frame
-from lcfm.exceptions import DataError
+from lcfm.exceptions import ConfigError, DataError
 from lcfm.losses import class_weights, classification_loss
 from lcfm.metrics import classification_report
-from lcfm.shards import read_shards
+from lcfm.schema import empty_frame
 from lcfm.splits import few_shot_subset, stratified_object_split
+from lcfm.stream import EpochPlan, ShardIndex, read_frame, value_sample
 from lcfm.survey_info import survey_context
 
 
@@ -70,6 +89,10 @@ class FinetuneArgs:
     stop_after: int = 0
     progress: bool = True
     config_overrides: dict = field(default_factory=dict)
+    #: DataLoader worker processes collating batches (None: `default_workers()`)
+    workers: int | None = None
+    #: length-aware batching (see PretrainArgs.length_buckets)
+    length_buckets: bool = True
 
 
 class _Collate:
@@ -109,15 +132,15 @@ def finetune(args: FinetuneArgs) -> dict:
     """Fine-tune (one run, or `folds` few-shot runs); returns the summary written to
     `output/metrics.json`."""
     folder_output(args.output)
-    frame = read_shards(args.data)
-    parts = _splits(frame, args)
+    index = ShardIndex(args.data)
+    parts = _splits(index.summaries(), args)
     if args.samples_per_class <= 0 and args.folds == 1:
-        return _train_one(args, parts, Path(args.output))
+        return _train_one(args, index, parts, Path(args.output))
     results = []
     for fold in range(args.folds):
         train = (few_shot_subset(parts["train"], args.samples_per_class, fold, args.seed)
                  if args.samples_per_class > 0 else parts["train"])
-        results.append(_train_one(args, {**parts, "train": train},
+        results.append(_train_one(args, index, {**parts, "train": train},
                                   Path(args.output) / f"fold-{fold}"))
     f1 = np.array([r["test"]["macro_f1"] if r.get("test") else np.nan for r in results])
     summary = {"samples_per_class": args.samples_per_class, "folds": args.folds,
@@ -127,9 +150,17 @@ def finetune(args: FinetuneArgs) -> dict:
     return summary
 
 
-def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
+def _rows(part: pl.DataFrame) -> np.ndarray:
+    return part["row"].to_numpy().astype(np.int64)
+
+
+def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path) -> dict:
+    """One fine-tuning run; `parts` are the summaries (with global `row`) of each split."""
     output.mkdir(parents=True, exist_ok=True)
-    survey_name, bands, taxonomy = survey_context(parts["train"])
+    sample = value_sample(index, _rows(parts["train"]), seed=args.seed)
+    # survey_context reads bands from the data only when the survey is not installed
+    survey_name, bands, taxonomy = survey_context(parts["train"].with_columns(
+        band=pl.lit(list(sample.band_names), dtype=pl.List(pl.String))))
     present = set(parts["train"]["label"].unique().to_list())
     class_names = [c for c in taxonomy if c in present] + sorted(present - set(taxonomy))
     if len(class_names) < 2:
@@ -139,11 +170,21 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     encoder = load_encoder(checkpoint) if checkpoint is not None else None
     if encoder is None and args.metadata:
         encoder = fit_encoder(survey_name, config, parts["train"], checkpoint is None)
-    parts = {k: with_metadata(v, encoder, config) for k, v in parts.items()}
+    extras = {}
+    if encoder is not None:
+        summaries = pl.concat(list(parts.values()), how="vertical_relaxed")
+        table = np.zeros((index.n_rows, int(encoder.encode(summaries.head(1)).shape[1])),
+                         np.float32)
+        table[_rows(summaries)] = encoder.encode(summaries)
+        extras = {metadata_key(config): table}
+
+    def frame_of(part: pl.DataFrame) -> pl.DataFrame:
+        """The light curves of a held-out part, with their encoded metadata."""
+        return with_metadata(read_frame(index, _rows(part)), encoder, config)
+
     set_seed(args.seed)
-    train_set = LightCurveDataset(parts["train"])
     if checkpoint is None:
-        config = plugin.prepare_config(config, train_set)
+        config = plugin.prepare_config(config, sample)
     model = loading.classification_model(plugin, config, checkpoint, class_names)
     label2id = model.config.label2id
     model.config.lcfm_survey, model.config.lcfm_bands = survey_name, bands
@@ -152,10 +193,11 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     base_parameters = loading.count_parameters(model)
     if args.lora:
         model = loading.apply_lora(model, rank=args.lora_rank)
-    val_frame = parts["validation"] if parts["validation"].height else parts["train"]
-    val_frame = val_frame.filter(pl.col("label").is_in(class_names))
-    if val_frame.height == 0:  # validation holds only classes absent from training
-        val_frame = parts["train"]
+    val_part = parts["validation"] if parts["validation"].height else parts["train"]
+    val_part = val_part.filter(pl.col("label").is_in(class_names))
+    if val_part.height == 0:  # validation holds only classes absent from training
+        val_part = parts["train"]
+    val_frame = frame_of(val_part)
     counts = np.bincount([label2id[x] for x in parts["train"]["label"]],
                          minlength=len(class_names))
     weights = class_weights(counts)
@@ -168,10 +210,17 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     collate = _Collate(collator(True), Augmenter(args.augment, args.seed) if args.augment
                        else None)
     accelerator = Accelerator()
-    batch_cls = BalancedStepBatches if args.balanced else StepBatches
-    batches = batch_cls(train_set, args.batch_size, collate, seed=args.seed,
-                        process_index=accelerator.process_index,
-                        num_processes=accelerator.num_processes)
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 0:
+        raise ConfigError(f"--workers {workers}: must be 0 (collate in this process) or more")
+    train_rows = _rows(parts["train"])
+    plan = (BalancedPlan(train_rows, parts["train"]["label"].to_list(), args.batch_size,
+                         args.seed) if args.balanced else
+            EpochPlan.for_rows(index, train_rows, args.batch_size, args.seed,
+                               bucket=args.length_buckets))
+    train_set = StepDataset(index, plan, collate, seed=args.seed, band_names=sample.band_names,
+                            process_index=accelerator.process_index,
+                            num_processes=accelerator.num_processes, extras=extras)
     groups = loading.parameter_groups(model.base_model if args.lora else model,
                                       args.lr_encoder, args.lr_head, args.weight_decay)
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.95), eps=1e-8)
@@ -180,8 +229,10 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
     state = {"step": 0, "history": [], "validation": [], "best_f1": -1.0, "best_step": 0,
-             "stale": 0, "run": run_record(args, FINETUNE_RUN_FIELDS, frame=pl.concat(
-                 list(parts.values()), how="vertical_relaxed"), model_type=config.model_type)}
+             "stale": 0, "run": run_record(args, FINETUNE_RUN_FIELDS, frame=empty_frame(),
+                                           model_type=config.model_type)}
+    # the fingerprint of the run's rows, computed without their sequences in memory
+    state["run"]["data"] = index.fingerprint(np.concatenate([_rows(p) for p in parts.values()]))
     if args.resume:  # refuses a checkpoint of another model, data or settings, in one line
         state = load_checkpoint(accelerator, output, state["run"])
     best_dir = output / "best"
@@ -190,7 +241,8 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
                desc=f"finetune {plugin.name}",
                disable=None if args.progress else True)  # None: only on a terminal
     model.train()
-    for step, batch in batches.iterate(state["step"], stop):
+    loader = step_loader(train_set, range(state["step"], stop), workers)
+    for step, batch in zip(range(state["step"], stop), loader, strict=True):
         batch = to_device(batch, accelerator.device)
         labels = batch.pop("labels")
         logits = model(**batch).logits[:, :len(class_names)]
@@ -221,7 +273,7 @@ def _train_one(args: FinetuneArgs, parts: dict, output: Path) -> dict:
     if encoder is not None:
         save_encoder(encoder, survey_name, output)
     return _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
-                   label2id, state, output, best_dir, base_parameters, survey_name)
+                   label2id, state, output, best_dir, base_parameters, survey_name, frame_of)
 
 
 def _ids(frame: pl.DataFrame, label2id: dict) -> np.ndarray:
@@ -229,7 +281,7 @@ def _ids(frame: pl.DataFrame, label2id: dict) -> np.ndarray:
 
 
 def _finish(args, model, plugin, parts, class_names, label2id, state, output, best_dir,
-            base_parameters, survey_name) -> dict:
+            base_parameters, survey_name, frame_of) -> dict:
     from lcfm.engine.save import save_classifier
 
     model = save_classifier(model, output, best_dir, lora=args.lora, merge=args.merge_lora,
@@ -244,6 +296,7 @@ def _finish(args, model, plugin, parts, class_names, label2id, state, output, be
     test = parts["test"].filter(pl.col("label").is_in(class_names))
     report = None
     if test.height:
+        test = frame_of(test)
         probs = predict_frame(model, plugin, test, collate, len(class_names),
                               args.batch_size).probs
         report = classification_report(_ids(test, label2id), probs, class_names)

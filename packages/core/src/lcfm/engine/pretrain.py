@@ -3,7 +3,13 @@
 Any model plugin with a `pretraining_class` trains on any survey: the survey gives the
 data (its bundled sample by default) and band wavelengths, the plugin gives the model and
 the collator. Optimiser: AdamW with linear warm-up then cosine decay, gradient clipping,
-seeded and resumable (`batching.StepBatches`).
+seeded and resumable (`batching.StepDataset`).
+
+The corpus is streamed (issue 10, "streaming data path"): only the per-row summaries and
+lengths are in memory; batches are read row group by row group, bucketed by length and
+collated in `--workers` DataLoader processes. Under `accelerate launch` each rank takes its
+part of every global batch and of the validation batches (losses summed across ranks); only
+the main process ingests a bundled sample and writes outputs.
 
 Runs are checked (issue 9, "checked runs"): the data must be of the `--survey` the checkpoint
 is stamped with, and `--resume` continues only the run the checkpoint records (same model,
@@ -19,25 +25,35 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from lcfm.data import LightCurveDataset, split_by_object
-from lcfm.engine.batching import StepBatches, evaluation_batches, optimiser_step, to_device
+from lcfm.data import validation_rows
+from lcfm.engine.batching import (
+    StepDataset,
+    default_workers,
+    evaluation_plan,
+    evaluation_steps,
+    optimiser_step,
+    step_loader,
+    to_device,
+)
 from lcfm.engine.checkpoint import load_checkpoint, run_record, save_checkpoint
-from lcfm.engine.metadata import fit_encoder, save_encoder, with_metadata
+from lcfm.engine.metadata import fit_encoder, metadata_key, save_encoder
 from lcfm.engine.save import save_model_atomically
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.registry import find_model_configuration, get_survey
-from lcfm.shards import read_shards
+from lcfm.schema import empty_frame
+from lcfm.stream import EpochPlan, ShardIndex, value_sample
 
 SIMULATED_FALLBACK = 512
 #: PretrainArgs fields that shape the trained weights; `--resume` refuses a change in any
 RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "learning_rate",
-              "weight_decay", "warmup_fraction", "validation_fraction")
+              "weight_decay", "warmup_fraction", "validation_fraction", "length_buckets")
 
 
 @dataclass
@@ -64,13 +80,18 @@ class PretrainArgs:
     stop_after: int = 0
     progress: bool = True
     config_overrides: dict = field(default_factory=dict)
+    #: DataLoader worker processes collating batches (None: `default_workers()`)
+    workers: int | None = None
+    #: length-aware batching (sort by length within chunks of batches); batches stay a
+    #: function of (seed, step)
+    length_buckets: bool = True
 
 
-def _prepare_data(args: PretrainArgs, survey):
-    """The canonical frame: given shards, or the survey's bundled sample ingested once;
+def _prepare_data(args: PretrainArgs, survey) -> tuple[Path, str]:
+    """The dataset folder: given shards, or the survey's bundled sample ingested once;
     a survey that may ship no real sample (ATLAS) pretrains on its simulator instead."""
     if args.data is not None:
-        return read_shards(args.data), str(args.data)
+        return Path(args.data), str(args.data)
     sample_dir = Path(args.output) / "data"
     try:
         survey.sample_path()
@@ -82,12 +103,12 @@ def _prepare_data(args: PretrainArgs, survey):
                           f"{SIMULATED_FALLBACK} simulated light curves (give --data for "
                           "real data)", stacklevel=2)
             simulate(survey, SIMULATED_FALLBACK, sample_dir, seed=args.seed)
-        return read_shards(sample_dir), f"{SIMULATED_FALLBACK} simulated {survey.name} curves"
+        return sample_dir, f"{SIMULATED_FALLBACK} simulated {survey.name} curves"
     from lcfm.ingest import ingest
 
     if not (sample_dir / "report.json").exists():
         ingest(survey, None, sample_dir, progress=args.progress)
-    return read_shards(sample_dir), f"bundled sample of {survey.name}"
+    return sample_dir, f"bundled sample of {survey.name}"
 
 
 def _check_survey(frame, survey, source: str) -> None:
@@ -104,18 +125,23 @@ def _check_survey(frame, survey, source: str) -> None:
                     f"{survey.name!r} (give --survey {found[0]}, or data of {survey.name})")
 
 
-def evaluate_loss(model, dataset, collate, batch_size, device, seed) -> float:
-    """Mean loss over a dataset, weighted by batch size."""
+def evaluate_loss(model, loader, accelerator) -> tuple[float, int]:
+    """Mean loss over the validation set, weighted by batch size, and the number of light
+    curves this rank evaluated: each rank evaluates its own batches (`evaluation_steps`)
+    and the sums are added across ranks."""
     model.eval()
-    total, count = 0.0, 0
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     with torch.no_grad():
-        for batch in evaluation_batches(dataset, batch_size, collate, seed):
-            batch = to_device(batch, device)
+        for batch in loader:
+            batch = to_device(batch, accelerator.device)
             n = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
-            total += float(model(**batch).loss) * n
-            count += n
+            total[0] += float(model(**batch).loss) * n
+            total[1] += n
     model.train()
-    return total / max(count, 1)
+    local = int(total[1])
+    if accelerator.num_processes > 1:
+        total = accelerator.reduce(total, reduction="sum")
+    return float(total[0] / total[1].clamp(min=1)), local
 
 
 def pretrain(args: PretrainArgs) -> dict:
@@ -132,31 +158,47 @@ def pretrain(args: PretrainArgs) -> dict:
     if plugin.pretraining_class is None:
         raise ConfigError(f"model {args.model!r} has no self-supervised objective; "
                           "use `lcfm finetune` for it")
-    frame, data_source = _prepare_data(args, survey)
-    _check_survey(frame, survey, data_source)
-    train_frame, val_frame = split_by_object(frame, args.validation_fraction, args.seed)
-    if train_frame.height == 0:
-        raise DataError(f"{data_source}: no light curves to train on")
-
     set_seed(args.seed)
     accelerator = Accelerator()
+    with accelerator.main_process_first():  # rank 0 ingests a bundled sample, once
+        data_dir, data_source = _prepare_data(args, survey)
+    index = ShardIndex(data_dir)
+    summaries = index.summaries()
+    _check_survey(summaries, survey, data_source)
+    is_val = validation_rows(summaries, args.validation_fraction, args.seed)
+    train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    if train_rows.size == 0:
+        raise DataError(f"{data_source}: no light curves to train on")
+
     config = plugin.make_config(config_name, **args.config_overrides)
-    encoder = None
+    encoder, extras = None, {}
     if args.metadata:
-        encoder = fit_encoder(survey.name, config, train_frame, fresh_model=True)
-        train_frame = with_metadata(train_frame, encoder, config)
-        val_frame = with_metadata(val_frame, encoder, config)
-    train_set = LightCurveDataset(train_frame)
-    config = plugin.prepare_config(config, train_set)
+        encoder = fit_encoder(survey.name, config, summaries[train_rows], fresh_model=True)
+        extras = {metadata_key(config): encoder.encode(summaries).astype(np.float32)}
+    band_names = tuple(survey.bands)
+    config = plugin.prepare_config(config, value_sample(index, train_rows, seed=args.seed,
+                                                        band_names=band_names))
     model = plugin.pretraining_class(config)
     collate_train = plugin.collator(config, task="pretrain", train=True, bands=survey.bands,
                                     seed=args.seed)
     collate_eval = plugin.collator(config, task="pretrain", train=False, bands=survey.bands,
                                    seed=args.seed)
-    val_set = LightCurveDataset(val_frame) if val_frame.height else None
-    batches = StepBatches(train_set, args.batch_size, collate_train, seed=args.seed,
-                          process_index=accelerator.process_index,
-                          num_processes=accelerator.num_processes)
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 0:
+        raise ConfigError(f"--workers {workers}: must be 0 (collate in this process) or more")
+    plan = EpochPlan.for_rows(index, train_rows, args.batch_size, args.seed,
+                              bucket=args.length_buckets)
+    train_set = StepDataset(index, plan, collate_train, seed=args.seed, band_names=band_names,
+                            process_index=accelerator.process_index,
+                            num_processes=accelerator.num_processes, extras=extras)
+    val_loader = None
+    if val_rows.size:
+        val_plan = evaluation_plan(index, val_rows, args.batch_size, args.seed)
+        val_set = StepDataset(index, val_plan, collate_eval, seed=args.seed,
+                              band_names=band_names, extras=extras, seed_key=7)
+        val_loader = step_loader(val_set, evaluation_steps(
+            val_plan, accelerator.process_index, accelerator.num_processes),
+            workers, persistent=True)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate,
                                   weight_decay=args.weight_decay)
@@ -166,7 +208,8 @@ def pretrain(args: PretrainArgs) -> dict:
 
     eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
     checkpoint_every = args.checkpoint_every or eval_every
-    run = run_record(args, RUN_FIELDS, model_type=config.model_type, frame=frame)
+    run = run_record(args, RUN_FIELDS, model_type=config.model_type, frame=empty_frame())
+    run["data"] = index.fingerprint()  # the same fingerprint, without the sequences in memory
     state = {"step": 0, "history": [], "validation": [], "run": run}
     if args.resume:
         state = load_checkpoint(accelerator, output, run)
@@ -177,18 +220,20 @@ def pretrain(args: PretrainArgs) -> dict:
                disable=None if args.progress and accelerator.is_main_process else True)
     model.train()
     stop = min(args.stop_after or args.max_steps, args.max_steps)
-    for step, batch in batches.iterate(state["step"], stop):
+    loader = step_loader(train_set, range(state["step"], stop), workers)
+    seen = torch.zeros(2, dtype=torch.int64, device=accelerator.device)  # train, validation
+    for step, batch in zip(range(state["step"], stop), loader, strict=True):
+        seen[0] += next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
         loss = model(**to_device(batch, accelerator.device)).loss
         optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
         state["step"] = step + 1
         state["history"].append({"step": step + 1, "loss": float(loss.detach()),
                                  "lr": scheduler.get_last_lr()[0]})
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=batches.epoch_of(step))
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=plan.epoch_of(step))
         done = state["step"] == args.max_steps
-        if val_set is not None and (state["step"] % eval_every == 0 or done):
-            val_loss = evaluate_loss(model, val_set, collate_eval, args.batch_size,
-                                     accelerator.device, args.seed)
+        if val_loader is not None and (state["step"] % eval_every == 0 or done):
+            val_loss, seen[1] = evaluate_loss(model, val_loader, accelerator)
             state["validation"].append({"step": state["step"], "loss": val_loss})
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}", val=f"{val_loss:.4f}")
         if state["step"] % checkpoint_every == 0 and not done:
@@ -201,13 +246,19 @@ def pretrain(args: PretrainArgs) -> dict:
 
     save_checkpoint(accelerator, output, state)
     accelerator.wait_for_everyone()
+    # light curves each rank trained on in this session and validated in the last evaluation
+    per_rank = accelerator.gather(seen.unsqueeze(0)).reshape(-1, 2).tolist()
     metrics = {
         "survey": survey.name,
         "model": args.model,
         "model_type": config.model_type,
         "data": data_source,
-        "train_light_curves": train_frame.height,
-        "validation_light_curves": val_frame.height,
+        "train_light_curves": int(train_rows.size),
+        "validation_light_curves": int(val_rows.size),
+        "num_processes": accelerator.num_processes,
+        "workers": workers,
+        "train_rows_per_rank": [r[0] for r in per_rank],
+        "validation_rows_per_rank": [r[1] for r in per_rank],
         "steps": state["step"],
         "first_loss": state["history"][0]["loss"] if state["history"] else None,
         "final_loss": state["history"][-1]["loss"] if state["history"] else None,
