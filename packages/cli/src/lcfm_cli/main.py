@@ -151,6 +151,10 @@ def pretrain(
         help="Feed each object's metadata to models with a metadata token (ATCAT).")] = False,
     config: Annotated[list[str] | None, typer.Option(
         help="Config override key=value (repeatable), e.g. num_layers=2.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="DataLoader processes that read and collate batches (default: none on a "
+             "machine of 1-2 cores, else min(4, cores - 1)); batches do not depend on it.")]
+    = None,
 ) -> None:
     """Self-supervised pretraining; writes a Hugging Face checkpoint to OUTPUT. The data must
     be of --survey (the checkpoint is stamped with its name and bands)."""
@@ -160,7 +164,7 @@ def pretrain(
     metrics = run_pretrain(PretrainArgs(
         survey=survey, output=output, data=data, model=model, max_steps=max_steps,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, resume=resume,
-        metadata=metadata, config_overrides=parse_options(config or [])))
+        metadata=metadata, config_overrides=parse_options(config or []), workers=workers))
     val = metrics["validation"][-1]["loss"] if metrics["validation"] else None
     typer.echo(f"{metrics['steps']} steps: loss {metrics['first_loss']:.4f} -> "
                f"{metrics['final_loss']:.4f}" + (f", validation {val:.4f}" if val else "")
