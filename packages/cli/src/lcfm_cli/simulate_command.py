@@ -27,7 +27,8 @@ def simulate(
     = 20_000,
 ) -> None:
     """Labeled synthetic light curves of a survey's taxonomy, in its cadence and noise,
-    through its preprocessing -> canonical Parquet shards (streamed, with a progress bar)."""
+    through its preprocessing -> canonical Parquet shards (streamed, with a progress bar).
+    Under `accelerate launch` the processes share the chunks, each writing its own shards."""
     from lcfm.registry import get_survey
     from lcfm.simulate import simulate as run
 
@@ -37,6 +38,10 @@ def simulate(
         plugin = plugin.with_options(**options)
     summary = run(plugin, n, output, seed=seed, preprocess=not raw,
                   rows_per_shard=rows_per_shard, progress=True)
+    from lcfm.ranks import current_ranks
+
+    if not current_ranks().is_main:  # `accelerate launch`: the main process reports
+        return
     classes = ", ".join(f"{c} {k}" for c, k in summary["per_class"].items())
     typer.echo(f"{summary['light_curves']} light curves ({classes}) in "
                f"{summary['seconds']:.1f} s ({summary['light_curves_per_second']:.0f}/s) "

@@ -7,7 +7,10 @@ the survey's own preprocessing chain, as at ingest, so simulated shards look lik
 ones (e.g. standardized, detrended TESS flux); shards are written as chunks complete, so
 memory stays bounded whatever n is. Besides the shards the folder holds `report.json`
 (the ingest report of the preprocessing) and `simulation.json` (seed, counts per class,
-speed). Like ingest, the folder is marked while it is written (`lcfm.dataset_lock`):
+speed). Under `accelerate launch` (issue 10, item 4) rank r simulates the chunks c with
+c mod n_ranks == r into its own shards (part-r<r>-00000.parquet, ...): the same light curves
+as one process; the main process sums the ranks' reports and writes the summary.
+Like ingest, the folder is marked while it is written (`lcfm.dataset_lock`):
 readers refuse it, a second writer fails at once, a killed run restarts cleanly when rerun,
 and `simulation.json` is written last.
 """
@@ -15,6 +18,7 @@ and `simulation.json` is written last.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,8 +26,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lcfm.dataset_lock import write_text_atomic, writing
+from lcfm.dataset_lock import SHARD_GLOB, WORK_DIR, write_text_atomic, writing
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.ranks import current_ranks
 from lcfm.report import IngestReport
 from lcfm.shards import ShardWriter, read_summaries
 from lcfm.survey import SurveyPlugin
@@ -52,14 +57,38 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
     simulator = survey.simulator()
     output_dir = Path(output_dir)
     report = IngestReport(survey=survey.name)
-    with writing(output_dir, "lcfm simulate"):
+    ranks = current_ranks()
+    if not ranks.is_main:
+        ranks.wait()  # the main process has marked the folder
+        _rank_share(survey, simulator, n, seed, output_dir / WORK_DIR, ranks,
+                    rows_per_shard, preprocess)
+        ranks.wait()  # every rank has written its shards
+        ranks.wait()  # the main process has written the summary
+        return json.loads((output_dir / SUMMARY_FILE).read_text())
+    with writing(output_dir, "lcfm simulate") as work_dir:
         started = time.perf_counter()
-        with ShardWriter(output_dir, rows_per_shard) as writer:
-            per_class = _generate(survey, simulator, n, seed, writer, report,
-                                  preprocess=preprocess, progress=progress)
+        per_class = Counter()
+        writer = None
+        if ranks.count > 1:
+            ranks.wait()
+            writer = _rank_share(survey, simulator, n, seed, work_dir, ranks,
+                                 rows_per_shard, preprocess)
+            ranks.wait()
+            for rank in range(ranks.count):
+                with open(work_dir / f"rank-{rank}.pkl", "rb") as handle:
+                    rank_report, rank_classes = pickle.load(handle)
+                report.absorb(rank_report)
+                per_class.update(rank_classes)
+        with writer or ShardWriter(output_dir, rows_per_shard) as writer:
+            # one process: every chunk; several ranks: the rows the preprocessing rejected,
+            # made up from the chunks after theirs
+            per_class.update(_generate(
+                survey, simulator, n - sum(per_class.values()), seed, writer, report,
+                preprocess=preprocess, progress=progress and ranks.count == 1,
+                first_chunk=_n_chunks(n, simulator) if ranks.count > 1 else 0))
         seconds = time.perf_counter() - started
         written = sum(per_class.values())
-        report.shards = [p.name for p in writer.paths]
+        report.shards = sorted(p.name for p in output_dir.glob(SHARD_GLOB))
         report.save(output_dir / "report.json")
         survey.post_ingest(output_dir, read_summaries(output_dir, writer=True))
         summary = {
@@ -74,19 +103,80 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
             "seconds": round(seconds, 3),
             "light_curves_per_second": round(written / seconds, 1) if seconds > 0 else None,
             "shards": report.shards,
+            "num_processes": ranks.count,
             "simulator": simulator.describe(),
         }
         # last: simulation.json beside the shards (and no marker) means complete
         write_text_atomic(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    ranks.wait()
     return summary
 
 
-def _generate(survey: SurveyPlugin, simulator, n: int, seed: int, writer: ShardWriter,
-              report: IngestReport, *, preprocess: bool, progress: bool) -> Counter:
-    """Simulate chunk by chunk into `writer` until n light curves are written; returns
-    the count per class."""
+def _n_chunks(n: int, simulator) -> int:
+    return -(-n // simulator.chunk_size)
+
+
+class _RankShardWriter(ShardWriter):
+    """Shards named after their rank (part-r1-00000.parquet), so ranks never collide."""
+
+    def __init__(self, output_dir: Path, rows_per_shard: int, rank: int):
+        self.rank = rank
+        super().__init__(output_dir, rows_per_shard)
+
+    def _next_path(self) -> Path:
+        return self.output_dir / f"part-r{self.rank}-{len(self.paths):05d}.parquet"
+
+
+def _rank_share(survey, simulator, n: int, seed: int, work_dir: Path, ranks,
+                rows_per_shard: int, preprocess: bool):
+    """Chunks c of the first ceil(n / chunk_size) with c mod n_ranks == rank, each with
+    the size and random stream it has in a one-process run, into this rank's shards; its
+    report and counts per class go to the scratch folder for the main process."""
+    report = IngestReport(survey=survey.name)
     per_class: Counter = Counter()
-    written, first_index, chunk = 0, 0, 0
+    writer = _RankShardWriter(work_dir.parent, rows_per_shard, ranks.index)
+    ranks.wait()  # every rank's writer exists before any shard does (they refuse shards)
+    for chunk in ranks.share(range(_n_chunks(n, simulator))):
+        first = chunk * simulator.chunk_size
+        rows = simulator.simulate(min(simulator.chunk_size, n - first),
+                                  np.random.default_rng([seed, chunk]),
+                                  first_index=first, id_prefix=f"sim{seed}")
+        per_class.update(_keep(survey, rows, writer, report, preprocess))
+    writer.flush()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = work_dir / f".rank-{ranks.index}.pkl.tmp"
+    with open(tmp, "wb") as handle:
+        pickle.dump((report, per_class), handle)
+    tmp.replace(work_dir / f"rank-{ranks.index}.pkl")
+    if ranks.is_main:
+        return writer  # open: it writes the make-up rows, if any (ShardWriter refuses a
+        # folder that already holds shards, so no new writer can be created now)
+    writer.close()
+    return None
+
+
+def _keep(survey, rows, writer, report: IngestReport, preprocess: bool) -> Counter:
+    per_class: Counter = Counter()
+    for row in rows:
+        report.read(row["time"].size)
+        if preprocess:
+            row = survey.preprocess(row, report)
+            if row is None:
+                continue
+        writer.add(row)
+        report.written(row["time"].size)
+        per_class[row["label"]] += 1
+    return per_class
+
+
+def _generate(survey: SurveyPlugin, simulator, n: int, seed: int, writer: ShardWriter,
+              report: IngestReport, *, preprocess: bool, progress: bool,
+              first_chunk: int = 0) -> Counter:
+    """Simulate chunk by chunk (from `first_chunk`) into `writer` until n light curves are
+    written; returns the count per class."""
+    per_class: Counter = Counter()
+    written, chunk = 0, first_chunk
+    first_index = first_chunk * simulator.chunk_size
     with tqdm(total=n, desc=f"simulate {survey.name}", unit="lc", disable=not progress) as bar:
         while written < n:
             size = min(simulator.chunk_size, n - written)
@@ -94,18 +184,11 @@ def _generate(survey: SurveyPlugin, simulator, n: int, seed: int, writer: ShardW
             rows = simulator.simulate(size, rng, first_index=first_index, id_prefix=f"sim{seed}")
             first_index += size
             chunk += 1
-            for row in rows:
-                report.read(row["time"].size)
-                if preprocess:
-                    row = survey.preprocess(row, report)
-                    if row is None:
-                        continue
-                writer.add(row)
-                report.written(row["time"].size)
-                per_class[row["label"]] += 1
-                written += 1
+            kept = _keep(survey, rows, writer, report, preprocess)
+            per_class.update(kept)
+            written += sum(kept.values())
             bar.update(written - bar.n)
-            if written == 0 and chunk >= 8:
+            if written == 0 and chunk - first_chunk >= 8:
                 raise DataError(f"{survey.name}: the preprocessing rejected every simulated "
                                 f"light curve ({dict(report.light_curves_rejected)})")
     return per_class
