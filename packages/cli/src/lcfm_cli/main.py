@@ -7,6 +7,7 @@ line on stderr and exits with status 2, without a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -179,9 +180,10 @@ def main() -> None:
     from lcfm.exceptions import LcfmError
 
     warnings.filterwarnings("ignore", category=FutureWarning)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # lcfm shows its own bars; no "Writing model shards"
+    # lcfm shows its own bars; no "Writing model shards". Through the environment, because
+    # importing transformers here to switch them off would cost every command torch's
+    # start-up (transformers and huggingface_hub read it when they are imported)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         app()
     except LcfmError as exc:

@@ -13,15 +13,18 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from lcfm.exceptions import ConfigError, InputFileError, LcfmError
 from lcfm.preprocess import filter_points
+from lcfm.registry import lazy_import
 from lcfm.report import IngestReport
 from lcfm.survey import Row, Step, Taxonomy
-from scipy.ndimage import gaussian_filter1d
 
 from lcfm_surveys._csv import csv_rows, decode_text
+
+# astropy and scipy cost most of a light start-up (issue 10): imported on first use
+fits = lazy_import("astropy.io.fits")
+gaussian_filter1d = lazy_import("scipy.ndimage", "gaussian_filter1d")
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
 #: astropy warning texts that mean the file is damaged, not merely non-standard

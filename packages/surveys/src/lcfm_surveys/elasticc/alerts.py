@@ -36,14 +36,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from lcfm.exceptions import InputFileError
+from lcfm.registry import lazy_import
 from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row
 
 from lcfm_surveys.elasticc.bands import normalize_bands
 from lcfm_surveys.elasticc.broker import NO_TRUTH, object_truths, scheme_for, truth_columns
 from lcfm_surveys.elasticc.metadata import alert_feature_name, feature_columns, object_meta
+
+pl = lazy_import("polars")  # on first use: keeps plugin discovery light
 
 #: canonical field -> accepted spellings, first found wins
 _SOURCE_FIELDS = {

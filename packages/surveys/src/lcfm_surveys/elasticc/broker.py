@@ -44,11 +44,13 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 import numpy as np
-import polars as pl
 from lcfm.exceptions import InputFileError
+from lcfm.registry import lazy_import
 from lcfm.report import IngestReport
 
 from lcfm_surveys.elasticc.taxonomy import CLASS_IDS, MODEL_TO_CLASS, TAXONOMY, class_of_code
+
+pl = lazy_import("polars")  # on first use: keeps plugin discovery light
 
 GENTYPE_KEYS = ("sim_type_index", "sim_gentype", "true_gentype", "gentype", "sntype")
 CLASS_ID_KEYS = ("classid", "class_id", "true_class_id")

@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from lcfm.exceptions import InputFileError, LcfmError
+from lcfm.registry import lazy_import
 from lcfm.report import IngestReport
 from lcfm.survey import Reader, Row
 
@@ -46,6 +46,8 @@ from lcfm_surveys.elasticc.metadata import (
     snana_feature_name,
 )
 from lcfm_surveys.elasticc.taxonomy import class_of_code, model_name_in, model_name_of_folder
+
+fits = lazy_import("astropy.io.fits")  # on first use: keeps plugin discovery light
 
 DETECTION_BIT, TRIGGER_BIT, SATURATION_BIT = 4096, 2048, 1024
 SEPARATOR_MJD = -777.0

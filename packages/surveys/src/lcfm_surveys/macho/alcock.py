@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
-import polars as pl
 from lcfm.exceptions import InputFileError
+from lcfm.registry import lazy_import
 from lcfm.report import IngestReport
 from lcfm.survey import Reader
 
@@ -42,6 +42,8 @@ from lcfm_surveys.macho.curves import (
 )
 from lcfm_surveys.macho.tables import EXPORT_COLUMNS, first_line, read_maybe_gzip
 from lcfm_surveys.macho.taxonomy import REASON_SENTINEL, TAXONOMY, normalise_code
+
+pl = lazy_import("polars")  # on first use: keeps plugin discovery light
 
 ID_COLUMNS = ("id", "oid", "object_id", "objid", "macho_id")
 CLASS_COLUMNS = ("class", "label", "class_name", "type")

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from lcfm.exceptions import InputFileError
+from lcfm.registry import lazy_import
 from lcfm.report import IngestReport
 from lcfm.survey import Reader
 
@@ -36,6 +36,8 @@ from lcfm_surveys.macho.taxonomy import (
     TAXONOMY,
     normalise_code,
 )
+
+pl = lazy_import("polars")  # on first use: keeps plugin discovery light
 
 EXPORT_COLUMNS = ("classification", "fieldid", "tileid", "seqn", "dateobs",
                   "rmag", "rerr", "bmag", "berr")
