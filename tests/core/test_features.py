@@ -19,8 +19,9 @@ from lcfm.features import (
     feature_columns,
 )
 from lcfm.features_io import extract_features, plan_tasks, summary_path
-from lcfm.registry import get_survey
-from lcfm.shards import ShardWriter, shard_paths
+from lcfm.registry import get_survey, survey_names
+from lcfm.shards import ShardWriter, read_shards, shard_paths
+from lcfm.simulate import simulate
 
 
 def macho_like_times(rng, years=7, per_season=60):
@@ -211,3 +212,27 @@ def test_two_workers_write_the_same_table(split_dataset, tmp_path):
 def test_output_that_is_a_folder_is_refused(split_dataset, tmp_path):
     with pytest.raises(ConfigError, match="is a directory"):
         extract_features(split_dataset, tmp_path)
+
+
+@pytest.mark.parametrize("name", survey_names())
+def test_every_simulated_survey_gets_one_feature_row_per_object(name, tmp_path):
+    plugin = get_survey(name)
+    try:
+        simulate(plugin, 12, tmp_path / "data", seed=1)
+    except ConfigError:
+        pytest.skip(f"survey {name!r} has no simulator")
+    summary = extract_features(tmp_path / "data", tmp_path / "f.parquet")
+    features = pl.read_parquet(tmp_path / "f.parquet")
+    rows = read_shards(tmp_path / "data")
+    bands = summary["bands"]
+    assert set(bands) <= set(plugin.bands)
+    assert [plugin.bands[b] for b in bands] == sorted(plugin.bands[b] for b in bands)
+    assert features.columns == ["object_id", "label", *feature_columns(bands)]
+    assert sorted(features["object_id"]) == sorted(rows["object_id"].unique())
+    points = rows.group_by("object_id").agg(pl.col("time").list.len().sum().alias("n"))
+    joined = features.join(points, on="object_id")
+    assert (joined["n_obs"] == joined["n"]).all()
+    assert summary["points"] == int(points["n"].sum())
+    # every object has some band with a period (simulated curves have >= 8 points)
+    periods = features.select(pl.col(f"{b}_period" for b in bands)).to_numpy()
+    assert np.isfinite(periods).any(axis=1).mean() > 0.5

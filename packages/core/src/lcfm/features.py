@@ -209,6 +209,8 @@ def _clean_band(t, v, e, counts: FeatureCounts):
         e = 1.0 / np.sqrt(total)
         counts.points_dropped["merged_equal_time"] += int(t.size - unique.size)
         t = unique
+    else:
+        counts.points_dropped["merged_equal_time"] += 0  # listed in reports even when none
     return t, v, e
 
 
