@@ -173,7 +173,7 @@ def pretrain(
 
 
 # the other command groups register themselves on `app`
-from lcfm_cli import ml_commands, push_command, simulate_command  # noqa: E402,F401
+from lcfm_cli import bench_command, ml_commands, push_command, simulate_command  # noqa: E402,F401
 
 
 def main() -> None:
