@@ -125,3 +125,17 @@ def test_writer_transaction_rolls_back_a_file_even_after_spilling(tmp_path):
     assert [p.name for p in writer.paths] == [f"part-{i:05d}.parquet"
                                               for i in range(len(writer.paths))]
     assert not list(tmp_path.glob(".*"))  # no pending or temporary file left
+
+
+def test_summaries_of_shards_whose_meta_types_differ(tmp_path):
+    """A meta field that is all-null in one shard (type Null) and text in another: the
+    summaries (and so post_ingest) still read every row, with the field typed."""
+    from lcfm.ingest import ingest
+    from lcfm.registry import get_survey
+    from lcfm.shards import read_summaries, shard_paths
+
+    report = ingest(get_survey("macho"), None, tmp_path / "out", rows_per_shard=7)
+    assert len(shard_paths(tmp_path / "out")) > 1
+    summaries = read_summaries(tmp_path / "out")
+    assert summaries.height == report.light_curves_written
+    assert summaries.schema["meta"].to_schema()["raw_class"] == pl.String

@@ -201,8 +201,15 @@ def scan_shards(data_dir: Path, *, writer: bool = False) -> pl.LazyFrame:
 def read_summaries(data_dir: Path, *, writer: bool = False) -> pl.DataFrame:
     """The rows of a dataset without their observation sequences (object_id, survey,
     value_kind, label, meta): small even for millions of light curves."""
-    return scan_shards(data_dir, writer=writer).select(
-        "object_id", "survey", "value_kind", "label", "meta").collect()
+    columns = ["object_id", "survey", "value_kind", "label", "meta"]
+    # shard by shard, then a relaxed concat: one lazy scan over all shards fails when a
+    # meta field is all-null (type Null) in one shard and typed in another
+    frames = [pl.read_parquet(path, columns=columns)
+              for path in shard_paths(data_dir, writer=writer)]
+    try:
+        return pl.concat(frames, how="diagonal_relaxed")
+    except Exception as exc:
+        raise SchemaError(f"shards of {data_dir} do not share one schema ({exc})") from exc
 
 
 def load_dataset(data_dir: Path, *, streaming: bool = False, split: str = "train"):
