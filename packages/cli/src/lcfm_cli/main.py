@@ -156,6 +156,16 @@ def pretrain(
         help="DataLoader processes that read and collate batches (default: none on a "
              "machine of 1-2 cores, else min(4, cores - 1)); batches do not depend on it.")]
     = None,
+    eval_every: Annotated[int, typer.Option(
+        help="Evaluate every N steps (default 0: five evaluations, the last at the end).")]
+    = 0,
+    checkpoint_every: Annotated[int, typer.Option(
+        help="Checkpoint every N steps (default 0: at every evaluation). Ctrl-C or SIGTERM "
+             "checkpoints the step in progress before stopping.")] = 0,
+    eval_light_curves: Annotated[int | None, typer.Option(
+        help="Validation light curves scored per evaluation, the same ones each time "
+             "(default: a bound keeping evaluation near 7% of training time; 0: all).")]
+    = None,
 ) -> None:
     """Self-supervised pretraining; writes a Hugging Face checkpoint to OUTPUT. The data must
     be of --survey (the checkpoint is stamped with its name and bands)."""
@@ -165,7 +175,9 @@ def pretrain(
     metrics = run_pretrain(PretrainArgs(
         survey=survey, output=output, data=data, model=model, max_steps=max_steps,
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, resume=resume,
-        metadata=metadata, config_overrides=parse_options(config or []), workers=workers))
+        metadata=metadata, config_overrides=parse_options(config or []), workers=workers,
+        eval_every=eval_every, checkpoint_every=checkpoint_every,
+        eval_light_curves=eval_light_curves))
     val = metrics["validation"][-1]["loss"] if metrics["validation"] else None
     typer.echo(f"{metrics['steps']} steps: loss {metrics['first_loss']:.4f} -> "
                f"{metrics['final_loss']:.4f}" + (f", validation {val:.4f}" if val else "")

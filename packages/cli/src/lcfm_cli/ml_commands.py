@@ -53,6 +53,12 @@ def finetune(
         help="DataLoader processes that read and collate batches (default: none on a "
              "machine of 1-2 cores, else min(4, cores - 1)); batches do not depend on it.")]
     = None,
+    eval_every: Annotated[int, typer.Option(
+        help="Evaluate (validation macro F1, early stopping) every N steps (default 0: ten "
+             "evaluations, the last at the end).")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(
+        help="Checkpoint every N steps (default 0: at every evaluation). Ctrl-C or SIGTERM "
+             "checkpoints the step in progress before stopping.")] = 0,
 ) -> None:
     """Fine-tune a classifier: full, frozen encoder, or LoRA; few-shot with --spc/--folds."""
     from lcfm.engine.finetune import FinetuneArgs
@@ -64,7 +70,7 @@ def finetune(
         max_steps=max_steps, batch_size=batch_size, loss=loss, balanced=balanced,
         augment=augment or [], lr_encoder=lr_encoder, lr_head=lr_head, patience=patience,
         seed=seed, resume=resume, metadata=metadata, config_overrides=parse_options(config or []),
-        workers=workers))
+        workers=workers, eval_every=eval_every, checkpoint_every=checkpoint_every))
     if "test_macro_f1_mean" in summary:
         typer.echo(f"{folds} folds, {spc} per class: test macro F1 "
                    f"{summary['test_macro_f1_mean']:.3f} +- {summary['test_macro_f1_std']:.3f}")

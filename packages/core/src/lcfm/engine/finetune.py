@@ -17,7 +17,6 @@ are the held-out fraction, not the corpus).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,7 +38,15 @@ from lcfm.engine.batching import (
     step_loader,
     to_device,
 )
-from lcfm.engine.checkpoint import FINETUNE_RUN_FIELDS, load_checkpoint, run_record, save_checkpoint
+from lcfm.engine.checkpoint import (
+    FINETUNE_EVALUATIONS,
+    FINETUNE_RUN_FIELDS,
+    Cadence,
+    StopRequest,
+    load_checkpoint,
+    run_record,
+    save_checkpoint,
+)
 from lcfm.engine.evaluate import SPLITS_FILE, folder_output, write_splits
 from lcfm.engine.metadata import (
     fit_encoder,
@@ -81,7 +88,8 @@ class FinetuneArgs:
     augment: list[str] = field(default_factory=list)
     test_fraction: float = 0.2
     validation_fraction: float = 0.1
-    eval_every: int = 0
+    eval_every: int = 0  # 0: ten evaluations per run (--patience counts evaluations)
+    checkpoint_every: int = 0  # 0: at every evaluation; also on Ctrl-C/SIGTERM
     patience: int = 5  # evaluations without a better validation macro F1
     seed: int = 0
     resume: bool = False
@@ -227,7 +235,8 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, int(args.warmup_fraction * args.max_steps), args.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
+    cadence = Cadence.of(args.max_steps, args.eval_every, args.checkpoint_every,
+                         evaluations=FINETUNE_EVALUATIONS)
     state = {"step": 0, "history": [], "validation": [], "best_f1": -1.0, "best_step": 0,
              "stale": 0, "run": run_record(args, FINETUNE_RUN_FIELDS, frame=empty_frame(),
                                            model_type=config.model_type)}
@@ -242,38 +251,54 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
                disable=None if args.progress else True)  # None: only on a terminal
     model.train()
     loader = step_loader(train_set, range(state["step"], stop), workers)
-    for step, batch in zip(range(state["step"], stop), loader, strict=True):
-        batch = to_device(batch, accelerator.device)
-        labels = batch.pop("labels")
-        logits = model(**batch).logits[:, :len(class_names)]
-        loss = classification_loss(args.loss, logits, labels, weights)
-        optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
-        state["step"] = step + 1
-        state["history"].append({"step": step + 1, "loss": float(loss.detach())})
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", best_f1=f"{state['best_f1']:.3f}")
-        if state["step"] % eval_every == 0 or state["step"] == args.max_steps:
-            probs = predict_frame(accelerator.unwrap_model(model), plugin, val_frame,
-                                  collator(False), len(class_names), args.batch_size).probs
-            f1 = classification_report(_ids(val_frame, label2id), probs, class_names)["macro_f1"]
-            state["validation"].append({"step": state["step"], "macro_f1": f1})
-            if f1 > state["best_f1"]:
-                state.update(best_f1=f1, best_step=state["step"], stale=0)
-                accelerator.unwrap_model(model).save_pretrained(best_dir)
-            else:
-                state["stale"] += 1
-            model.train()
-            if state["stale"] >= args.patience:
+    saved, stopped = state["step"], False
+    with StopRequest(accelerator) as request:  # Ctrl-C / SIGTERM: checkpoint, then stop
+        for step, batch in zip(range(state["step"], stop), loader, strict=True):
+            batch = to_device(batch, accelerator.device)
+            labels = batch.pop("labels")
+            logits = model(**batch).logits[:, :len(class_names)]
+            loss = classification_loss(args.loss, logits, labels, weights)
+            optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
+            state["step"] = step + 1
+            state["history"].append({"step": step + 1, "loss": float(loss.detach())})
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}",
+                            best_f1=f"{state['best_f1']:.3f}")
+            if cadence.evaluates(state["step"]):
+                probs = predict_frame(accelerator.unwrap_model(model), plugin, val_frame,
+                                      collator(False), len(class_names), args.batch_size).probs
+                f1 = classification_report(_ids(val_frame, label2id), probs,
+                                           class_names)["macro_f1"]
+                state["validation"].append({"step": state["step"], "macro_f1": f1})
+                if f1 > state["best_f1"]:
+                    state.update(best_f1=f1, best_step=state["step"], stale=0)
+                    accelerator.unwrap_model(model).save_pretrained(best_dir)
+                else:
+                    state["stale"] += 1
+                model.train()
+                if state["stale"] >= args.patience:
+                    break
+            if cadence.checkpoints(state["step"]):
+                save_checkpoint(accelerator, output, state)
+                saved = state["step"]
+            if state["step"] < args.max_steps and request.stop():
+                stopped = True
                 break
-            save_checkpoint(accelerator, output, state)
     bar.close()
-    if args.stop_after and state["step"] < args.max_steps and state["stale"] < args.patience:
-        save_checkpoint(accelerator, output, state)
+    if (args.stop_after or stopped) and state["step"] < args.max_steps \
+            and state["stale"] < args.patience:
+        if saved != state["step"]:
+            save_checkpoint(accelerator, output, state)
+        if stopped:
+            raise KeyboardInterrupt
         return {"steps": state["step"], "interrupted": True}
     if encoder is not None:
         save_encoder(encoder, survey_name, output)
-    return _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
-                   label2id, state, output, best_dir, base_parameters, survey_name, frame_of)
+    summary = _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
+                      label2id, state, output, best_dir, base_parameters, survey_name, frame_of)
+    # the model is saved: the checkpoint keeps the training state only (no second copy)
+    save_checkpoint(accelerator, output, state, complete=True)
+    return summary
 
 
 def _ids(frame: pl.DataFrame, label2id: dict) -> np.ndarray:

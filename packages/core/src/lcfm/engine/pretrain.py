@@ -19,7 +19,6 @@ data fingerprint, batch size, seed, max steps, learning rate; `checkpoint.run_re
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -42,7 +41,14 @@ from lcfm.engine.batching import (
     step_loader,
     to_device,
 )
-from lcfm.engine.checkpoint import load_checkpoint, run_record, save_checkpoint
+from lcfm.engine.checkpoint import (
+    Cadence,
+    StopRequest,
+    load_checkpoint,
+    run_record,
+    save_checkpoint,
+    validation_subset,
+)
 from lcfm.engine.metadata import fit_encoder, metadata_key, save_encoder
 from lcfm.engine.save import save_model_atomically
 from lcfm.exceptions import ConfigError, DataError
@@ -70,8 +76,11 @@ class PretrainArgs:
     max_grad_norm: float = 1.0
     seed: int = 0
     validation_fraction: float = 0.2
-    eval_every: int = 0  # 0: ten evaluations per run
-    checkpoint_every: int = 0  # 0: at every evaluation
+    eval_every: int = 0  # 0: five evaluations per run (`checkpoint.Cadence`)
+    checkpoint_every: int = 0  # 0: at every evaluation; also on Ctrl-C/SIGTERM
+    #: validation light curves scored per evaluation, the same ones each time (None: a
+    #: bound that keeps evaluation near 7% of training, `Cadence.validation_limit`; 0: all)
+    eval_light_curves: int | None = None
     resume: bool = False
     #: give the model each object's encoded metadata (models with a metadata token)
     metadata: bool = False
@@ -191,9 +200,13 @@ def pretrain(args: PretrainArgs) -> dict:
     train_set = StepDataset(index, plan, collate_train, seed=args.seed, band_names=band_names,
                             process_index=accelerator.process_index,
                             num_processes=accelerator.num_processes, extras=extras)
+    cadence = Cadence.of(args.max_steps, args.eval_every, args.checkpoint_every)
+    scored_rows = validation_subset(val_rows, cadence.validation_limit(args.batch_size)
+                                    if args.eval_light_curves is None
+                                    else args.eval_light_curves, args.seed)
     val_loader = None
-    if val_rows.size:
-        val_plan = evaluation_plan(index, val_rows, args.batch_size, args.seed)
+    if scored_rows.size:
+        val_plan = evaluation_plan(index, scored_rows, args.batch_size, args.seed)
         val_set = StepDataset(index, val_plan, collate_eval, seed=args.seed,
                               band_names=band_names, extras=extras, seed_key=7)
         val_loader = step_loader(val_set, evaluation_steps(
@@ -206,8 +219,6 @@ def pretrain(args: PretrainArgs) -> dict:
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, args.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    eval_every = args.eval_every or max(1, math.ceil(args.max_steps / 10))
-    checkpoint_every = args.checkpoint_every or eval_every
     run = run_record(args, RUN_FIELDS, model_type=config.model_type, frame=empty_frame())
     run["data"] = index.fingerprint()  # the same fingerprint, without the sequences in memory
     state = {"step": 0, "history": [], "validation": [], "run": run}
@@ -222,29 +233,36 @@ def pretrain(args: PretrainArgs) -> dict:
     stop = min(args.stop_after or args.max_steps, args.max_steps)
     loader = step_loader(train_set, range(state["step"], stop), workers)
     seen = torch.zeros(2, dtype=torch.int64, device=accelerator.device)  # train, validation
-    for step, batch in zip(range(state["step"], stop), loader, strict=True):
-        seen[0] += next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
-        loss = model(**to_device(batch, accelerator.device)).loss
-        optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
-        state["step"] = step + 1
-        state["history"].append({"step": step + 1, "loss": float(loss.detach()),
-                                 "lr": scheduler.get_last_lr()[0]})
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=plan.epoch_of(step))
-        done = state["step"] == args.max_steps
-        if val_loader is not None and (state["step"] % eval_every == 0 or done):
-            val_loss, seen[1] = evaluate_loss(model, val_loader, accelerator)
-            state["validation"].append({"step": state["step"], "loss": val_loss})
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", val=f"{val_loss:.4f}")
-        if state["step"] % checkpoint_every == 0 and not done:
-            save_checkpoint(accelerator, output, state)
+    saved, stopped = state["step"], False
+    with StopRequest(accelerator) as request:  # Ctrl-C / SIGTERM: checkpoint, then stop
+        for step, batch in zip(range(state["step"], stop), loader, strict=True):
+            seen[0] += next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+            loss = model(**to_device(batch, accelerator.device)).loss
+            optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
+            state["step"] = step + 1
+            state["history"].append({"step": step + 1, "loss": float(loss.detach()),
+                                     "lr": scheduler.get_last_lr()[0]})
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=plan.epoch_of(step))
+            if val_loader is not None and cadence.evaluates(state["step"]):
+                val_loss, seen[1] = evaluate_loss(model, val_loader, accelerator)
+                state["validation"].append({"step": state["step"], "loss": val_loss})
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", val=f"{val_loss:.4f}")
+            if cadence.checkpoints(state["step"]):
+                save_checkpoint(accelerator, output, state)
+                saved = state["step"]
+            if state["step"] < args.max_steps and request.stop():
+                stopped = True
+                break
     bar.close()
     elapsed = time.perf_counter() - started
-    if state["step"] < args.max_steps:  # interrupted on purpose: keep only the checkpoint
-        save_checkpoint(accelerator, output, state)
+    if state["step"] < args.max_steps:  # interrupted: keep only the checkpoint
+        if saved != state["step"]:
+            save_checkpoint(accelerator, output, state)
+        if stopped:
+            raise KeyboardInterrupt
         return {"steps": state["step"], "interrupted": True}
 
-    save_checkpoint(accelerator, output, state)
     accelerator.wait_for_everyone()
     # light curves each rank trained on in this session and validated in the last evaluation
     per_rank = accelerator.gather(seen.unsqueeze(0)).reshape(-1, 2).tolist()
@@ -255,6 +273,7 @@ def pretrain(args: PretrainArgs) -> dict:
         "data": data_source,
         "train_light_curves": int(train_rows.size),
         "validation_light_curves": int(val_rows.size),
+        "validation_light_curves_scored": int(scored_rows.size),  # per evaluation
         "num_processes": accelerator.num_processes,
         "workers": workers,
         "train_rows_per_rank": [r[0] for r in per_rank],
@@ -279,4 +298,6 @@ def pretrain(args: PretrainArgs) -> dict:
 
         plot_loss_curve(state["history"], state["validation"], output / "loss.png",
                         title=f"{args.model} on {survey.name}")
+    # the model is saved: the checkpoint keeps the training state only (no second copy)
+    save_checkpoint(accelerator, output, state, complete=True)
     return metrics
