@@ -34,7 +34,8 @@ def check_record(record: dict, plugin, n: int) -> None:
     assert record["model"] == plugin.name and record["configuration"] == "tiny"
     assert record["parameters"] == plugin.parameter_count("tiny")
     assert record["data_path"]["light_curves"] == n
-    for key in ("light_curves_per_second", "seconds"):
+    for key in ("light_curves_per_second", "seconds", "light_curves_per_cpu_second",
+                "cpu_seconds"):
         assert _positive(record["data_path"][key]), key
     rates = record["model_throughput"]
     for key in ("forward_per_second", "train_per_second", "flops_per_light_curve_forward",

@@ -121,7 +121,8 @@ def bench_model(model: str, *, data: Path | None = None, survey: str | None = No
     last = scaling[-1]
     result.update({
         "data_path": {k: last[k] for k in ("light_curves", "light_curves_per_second",
-                                           "seconds", "reader", "batches", "task")},
+                                           "seconds", "light_curves_per_cpu_second",
+                                           "cpu_seconds", "reader", "batches", "task")},
         "model_throughput": model_rates,
         "matmul_peak_gflops": round(peak, 2),
         "forward_fraction_of_peak": round(model_rates["forward_gflops"] / peak, 5),

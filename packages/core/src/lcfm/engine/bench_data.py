@@ -116,9 +116,10 @@ def data_path(plugin, config, data: Path, *, batch_size: int = 32, n: int | None
     """One epoch of shards -> tensors of `plugin`'s training collator over `data` (the
     first `n` light curves), timed from opening the shards to the last tensor.
 
-    Returns light_curves, seconds, light_curves_per_second, padding_fraction, batches,
-    reader, tokens; with keep > 0 also "_batches": the first `keep` collated batches (for
-    the model measurement, popped by the caller before the JSON)."""
+    Returns light_curves, seconds, light_curves_per_second, cpu_seconds,
+    light_curves_per_cpu_second, padding_fraction, batches, reader, tokens, task; with
+    keep > 0 also "_batches": the first `keep` collated batches (for the model
+    measurement, popped by the caller before the JSON)."""
     from lcfm.registry import get_survey
 
     if bands is None:
@@ -127,7 +128,7 @@ def data_path(plugin, config, data: Path, *, batch_size: int = 32, n: int | None
     collate = plugin.collator(config, task=task, train=True, bands=bands, seed=seed)
     if hasattr(collate, "rng"):  # the engine reseeds per step; one seed suffices here
         collate.rng = np.random.default_rng(seed)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     count, batches, reader = read_batches(data, n, batch_size, bands, seed, bucket)
     padded = total = n_batches = 0
     kept = []
@@ -141,10 +142,15 @@ def data_path(plugin, config, data: Path, *, batch_size: int = 32, n: int | None
         if len(kept) < keep:
             kept.append(tensors)
     seconds = time.perf_counter() - start
+    # CPU seconds of this process: on a shared machine, light curves per CPU second is the
+    # rate of one core (with one thread), which wall-clock time under contention is not
+    cpu = time.process_time() - cpu_start
     if count == 0 or seconds <= 0:
         raise DataError(f"{data}: no light curves to benchmark")
     result = {"light_curves": count, "seconds": round(seconds, 4),
               "light_curves_per_second": round(count / seconds, 1),
+              "cpu_seconds": round(cpu, 4),
+              "light_curves_per_cpu_second": round(count / max(cpu, 1e-9), 1),
               "padding_fraction": round(padded / total, 4) if total else 0.0,
               "tokens": total, "batches": n_batches, "reader": reader, "task": task}
     if keep:
