@@ -123,18 +123,26 @@ class ShardIndex:
         """The `lcfm.engine.checkpoint.data_fingerprint` of the dataset (or of the given
         global rows), computed by a streaming scan: point counts and sums, never the
         sequences in memory."""
-        scan = pl.scan_parquet([str(p) for p in self.paths])
-        if rows is not None:
-            keep = pl.Series("keep", np.unique(np.asarray(rows, np.int64)), pl.UInt32)
-            scan = scan.with_row_index("row").filter(pl.col("row").is_in(keep.implode()))
-        scan = scan.select(
-            pl.col("object_id").cast(pl.Utf8), pl.col("survey").cast(pl.Utf8),
-            pl.col("label").cast(pl.Utf8).fill_null(""),
-            pl.col("time").list.len().cast(pl.Int64).alias("n"),
-            pl.col("time").list.sum().cast(pl.Float64).alias("t"),
-            pl.col("value").list.sum().cast(pl.Float64).alias("v"))
-        summary = scan.collect(engine="streaming").sort(
-            ["object_id", "survey", "label", "n", "t", "v"], nulls_last=True)
+        wanted = None if rows is None else np.unique(np.asarray(rows, np.int64))
+        parts = []
+        for block in range(self.n_blocks):  # one row group in memory at a time
+            local = np.arange(self.starts[block], self.starts[block + 1])
+            if wanted is not None:
+                local = np.intersect1d(local, wanted)
+                if local.size == 0:
+                    continue
+            table = self.read_block(block, ["object_id", "survey", "label", "time", "value"])
+            if wanted is not None:
+                table = table.take(pa.array(local - self.starts[block]))
+            # the same Polars kernels as data_fingerprint, so the sums agree to the bit
+            parts.append(pl.from_arrow(table).select(
+                pl.col("object_id").cast(pl.Utf8), pl.col("survey").cast(pl.Utf8),
+                pl.col("label").cast(pl.Utf8).fill_null(""),
+                pl.col("time").list.len().cast(pl.Int64).alias("n"),
+                pl.col("time").list.sum().cast(pl.Float64).alias("t"),
+                pl.col("value").list.sum().cast(pl.Float64).alias("v")))
+        summary = pl.concat(parts).sort(["object_id", "survey", "label", "n", "t", "v"],
+                                        nulls_last=True)
         digest = hashlib.sha256()
         for column in ("object_id", "survey", "label"):
             digest.update("\0".join(summary[column].to_list()).encode() + b"\1")
