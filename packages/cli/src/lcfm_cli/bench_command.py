@@ -57,9 +57,10 @@ def bench(
     with several --n the scaling with corpus size."""
     import json
 
+    sizes = _sizes(n)  # a typo fails at once, before torch is imported
     from lcfm.engine.bench import bench as run
 
     typer.echo(json.dumps(run(model, surveys=surveys, data=data, survey=survey,
-                              ns=_sizes(n), batch_size=batch_size,
+                              ns=sizes, batch_size=batch_size,
                               configuration=configuration, device=device,
                               model_batches=model_batches, min_seconds=seconds), indent=2))
