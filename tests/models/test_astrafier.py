@@ -22,6 +22,8 @@ from lcfm_models.astrafier import (
     AstrafierPlugin,
 )
 from lcfm_models.astrafier.modeling_astrafier import AstrafierTimeEncoding
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 LABEL2ID = {"PULSATOR": 0, "NOISE": 1}
@@ -141,6 +143,82 @@ def test_padding_must_be_at_the_end(plugin):
     mask = torch.tensor([[1, 0, 1, 1]])
     with pytest.raises(DataError, match="attention_mask"):
         model(torch.zeros(1, 4), torch.arange(4.0)[None], mask)
+
+
+@torch.no_grad()
+def test_fused_bilstm_equals_the_bilstm_over_packed_sequences(plugin):
+    """The fused path (one kernel per direction over the padded batch) computes what a
+    bidirectional nn.LSTM computes over each light curve alone (packed sequences)."""
+    module = tiny_model(plugin).astrafier.blocks[0].bilstm.eval()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 30, module.norm.normalized_shape[0], generator=generator)
+    lengths = torch.tensor([30, 11, 1, 2])
+    mask = torch.arange(30)[None, :] < lengths[:, None]
+    x[~mask] = 1e3  # whatever the padding holds must not reach valid steps
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    for lstm in module.lstm:
+        packed, _ = lstm(packed)
+    expected, _ = pad_packed_sequence(packed, batch_first=True, total_length=30)
+    captured = {}
+
+    def capture(_, args):  # the BiLSTM output, as the CNN projection receives it
+        captured["lstm"] = args[0].transpose(1, 2).clone()
+
+    hook = module.expand.register_forward_pre_hook(capture)
+    try:
+        module(x, mask, lengths)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(captured["lstm"], expected, atol=1e-5, rtol=0)
+
+
+def count_aten_calls(fn) -> int:
+    """Number of ATen operator calls (kernel launches) made by `fn`."""
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.calls
+
+
+def test_bilstm_kernel_calls_do_not_grow_with_the_light_curve(plugin):
+    """Issue 10 item 8: the packed BiLSTM ran one small kernel per time step (~100k calls per
+    2 light curves); the fused path makes the same number of calls at any length."""
+    model = tiny_model(plugin)
+    collate = plugin.collator(model.config, task="classify", train=True, label2id=LABEL2ID)
+    short = collate(synthetic_rows(2, length=(8, 9)))
+    long = collate(synthetic_rows(2, length=(60, 61)))
+
+    def step(batch):
+        model(**batch).loss.backward()
+
+    assert count_aten_calls(lambda: step(long)) == count_aten_calls(lambda: step(short))
+
+
+def test_runs_under_bf16_autocast_on_cpu(plugin):
+    model = tiny_model(plugin)
+    batch = plugin.collator(model.config, task="classify", train=False,
+                            label2id=LABEL2ID)(synthetic_rows(4))
+    model.eval()
+    with torch.no_grad():
+        reference = model(**batch).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(**batch).logits
+    torch.testing.assert_close(low.float(), reference, atol=0.05, rtol=0.05)
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch)
+    out.loss.backward()
+    lstm = model.astrafier.blocks[0].bilstm.lstm[0]
+    assert torch.isfinite(out.loss) and lstm.weight_hh_l0_reverse.grad.abs().sum() > 0
+    for name, param in model.named_parameters():
+        assert param.dtype == torch.float32 and torch.isfinite(param.grad).all(), name
 
 
 def test_mc_dropout_gives_spread_and_normalized_probabilities(plugin):

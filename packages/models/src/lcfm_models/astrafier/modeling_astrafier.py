@@ -8,9 +8,11 @@ module, Add & Norm] (sects. 3.3-3.5), averaged over valid time steps (eq. 6) and
 by an MLP (sect. 3.6).
 
 Padding is invisible (sect. 3.1): padded inputs are zeroed before the embedding, the BiLSTM
-runs on packed sequences, attention masks padded keys, every convolution sees zeros at
-padded steps, GroupNorm statistics use valid steps only, and pooling is a masked mean. A
-light curve therefore gets the same outputs whatever the padding length or padded values.
+reads each light curve's observations only (its backward direction runs over the reversed
+observations, one fused kernel per direction), attention masks padded keys, every
+convolution sees zeros at padded steps, GroupNorm statistics use valid steps only, and
+pooling is a masked mean. A light curve therefore gets the same outputs whatever the
+padding length or padded values.
 Padding must sit at the end of each row (as the lcfm collator produces it).
 """
 
@@ -22,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from lcfm.exceptions import DataError
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
@@ -56,6 +57,9 @@ class AstrafierMaskedGroupNorm(nn.GroupNorm):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, channels, steps = x.shape
         groups = self.num_groups
+        # statistics in float32 whatever autocast hands in: a bf16 count of 1171 x 256
+        # valid entries is already off by 0.4%, and nn.GroupNorm runs in float32 too
+        dtype, x = x.dtype, x.float()
         weights = mask.to(x.dtype)[:, None, None, :]  # (batch, 1, 1, time)
         grouped = x.reshape(batch, groups, channels // groups, steps) * weights
         count = (weights.sum(dim=-1, keepdim=True) * (channels // groups)).clamp_min(1.0)
@@ -63,7 +67,7 @@ class AstrafierMaskedGroupNorm(nn.GroupNorm):
         var = (((grouped - mean) * weights) ** 2).sum(dim=(2, 3), keepdim=True) / count
         normed = ((grouped - mean) / torch.sqrt(var + self.eps)).reshape(batch, channels, steps)
         normed = normed * self.weight[None, :, None] + self.bias[None, :, None]
-        return _zero_padding(normed, mask)  # (batch, channels, time)
+        return _zero_padding(normed.to(dtype), mask)  # (batch, channels, time)
 
 
 class AstrafierConvNormAct(nn.Module):
@@ -101,19 +105,52 @@ class AstrafierBiLSTMModule(nn.Module):
         self.norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        steps = x.shape[1]
-        packed = pack_padded_sequence(x, lengths.clamp_min(1).cpu(), batch_first=True,
-                                      enforce_sorted=False)
+        # Each direction runs as one fused kernel over the padded batch (oneDNN on CPU,
+        # cuDNN on GPU) instead of a packed sequence, which PyTorch steps through one time
+        # step at a time on CPU. Padding stays invisible: the forward direction at a valid
+        # step reads only earlier (valid) steps, and the backward direction reads each row's
+        # valid prefix reversed, so it starts at the last observation, never in the padding.
+        reverse = _reverse_prefix_index(mask, lengths)  # (batch, time)
+        h = x
         for i, lstm in enumerate(self.lstm):
             if i:
-                packed = packed._replace(data=self.dropout(packed.data))
-            packed, _ = lstm(packed)
-        out, _ = pad_packed_sequence(packed, batch_first=True,
-                                     total_length=steps)  # (batch, time, 2h)
-        h = out.transpose(1, 2)  # (batch, 2h, time); padded steps are zeros from unpacking
+                h = self.dropout(h)
+            forward = _lstm_direction(lstm, h, "")
+            backward = _lstm_direction(lstm, _gather_steps(h, reverse), "_reverse")
+            h = torch.cat((forward, _gather_steps(backward, reverse)), dim=-1)
+        h = _zero_padding(h.transpose(1, 2), mask)  # (batch, 2h, time), zero at padding
         h = self.mix(self.expand(h, mask), mask)
         h = self.reduce(self.dropout(h), mask).transpose(1, 2)  # (batch, time, dim)
         return self.norm(x + self.dropout(h))
+
+
+def _reverse_prefix_index(mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Index that reverses the first `lengths[i]` steps of row i and keeps padding in
+    place; it is its own inverse."""
+    steps = torch.arange(mask.shape[1], device=mask.device)[None, :]
+    return torch.where(mask, lengths[:, None] - 1 - steps, steps)
+
+
+def _gather_steps(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[b, index[b, t], :] for (batch, time, features) x."""
+    return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def _lstm_direction(lstm: nn.LSTM, x: torch.Tensor, suffix: str) -> torch.Tensor:
+    """One direction of a one-layer bidirectional `lstm` over (batch, time, features), run
+    with that direction's own weights as a unidirectional LSTM (a single fused call)."""
+    params = [getattr(lstm, f"{name}_l0{suffix}")
+              for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    if torch.is_autocast_enabled(x.device.type):
+        # run in the autocast dtype (bf16 on CPU): input and weights must agree
+        dtype = torch.get_autocast_dtype(x.device.type)
+        x, params = x.to(dtype), [p.to(dtype) for p in params]
+    elif x.dtype != params[0].dtype:
+        x = x.to(params[0].dtype)
+    zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+    output, _, _ = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, lstm.training, False,
+                              True)
+    return output  # (batch, time, hidden)
 
 
 class AstrafierTimeEncoding(nn.Module):
