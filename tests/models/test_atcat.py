@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.flat import FlatRows
 from lcfm_models.atcat import (
     AtcatCollator,
     AtcatConfig,
@@ -159,6 +160,30 @@ def test_collator_truncation_and_labels():
         starts.add(start)
     assert len(starts) > 1
     assert train([long_row])["times"][0, 0] == 0
+
+
+def test_flat_rows_carry_redshift_scale_and_metadata_in_extras():
+    """A FlatRows batch carries per-row `wavelength_scale` (redshifting augmentation) and
+    metadata vectors in `extras`; the tensors equal those of the row dicts."""
+    config = tiny(metadata_dim=3)
+    batch_rows = rows(3, seed=4)
+    scales = [1.0, 1.08, 0.93]
+    vectors = np.array([[0.1, np.nan, 2.0], [0.0, 1.0, np.inf], [3.0, 4.0, 5.0]], np.float32)
+    dicts = [row | {"wavelength_scale": scale, "meta": {"metadata": vector}}
+             for row, scale, vector in zip(batch_rows, scales, vectors, strict=True)]
+    flat = FlatRows.from_rows(batch_rows)
+    flat.extras = {"wavelength_scale": np.array(scales), "metadata": vectors}
+    for task in ("pretrain", "classify"):
+        expected, got = collate(config, dicts, task), collate(config, flat, task)
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert torch.equal(expected[key], got[key]), (task, key)
+        first_band = LSST[batch_rows[1]["band"][0]]
+        assert got["wavelength"][1, 0].item() == pytest.approx(first_band * 1.08, rel=1e-6)
+        assert got["metadata"].tolist()[1] == [0.0, 1.0, 0.0]
+    flat.extras["metadata"] = vectors[:, :2]
+    with pytest.raises(DataError, match="metadata_dim=3"):
+        collate(config, flat)
 
 
 def test_collator_errors_name_the_problem():
