@@ -102,6 +102,6 @@ def test_two_gloo_ranks_split_batches_and_validation(labeled_dir, tmp_path):
     sizes = [plan.batch_rows(s).size for s in range(6)]
     assert metrics["train_rows_per_rank"] == [sum((n + 1) // 2 for n in sizes),
                                               sum(n // 2 for n in sizes)]
-    # and validated its own batches: together the validation set exactly once
+    # and validated its own batches: together the scored validation rows exactly once
     val = metrics["validation_rows_per_rank"]
-    assert sum(val) == metrics["validation_light_curves"] and min(val) > 0
+    assert sum(val) == metrics["validation_light_curves_scored"] and min(val) > 0
