@@ -75,7 +75,8 @@ def test_cadence_options():
 def test_validation_subset_is_bounded_fixed_and_sorted():
     rows = np.arange(5, 5005, 3)
     limit = Cadence.of(200).validation_limit(32)
-    assert limit == max(VALIDATION_FLOOR, 256)  # 20% of 40 steps x 32 light curves
+    assert limit == max(VALIDATION_FLOOR, 64) == 128  # 5% of 40 steps x 32 light curves
+    assert Cadence.of(10_000).validation_limit(32) == 3200  # grows with the training done
     subset = validation_subset(rows, limit, seed=0)
     assert subset.size == limit and np.all(np.diff(subset) > 0) and np.isin(subset, rows).all()
     assert np.array_equal(subset, validation_subset(rows, limit, seed=0))

@@ -164,7 +164,8 @@ def pretrain(
              "checkpoints the step in progress before stopping.")] = 0,
     eval_light_curves: Annotated[int | None, typer.Option(
         help="Validation light curves scored per evaluation, the same ones each time "
-             "(default: a bound keeping evaluation near 7% of training time; 0: all).")]
+             "(default: 5% of those trained on between two evaluations, at least 128; "
+             "0: all).")]
     = None,
 ) -> None:
     """Self-supervised pretraining; writes a Hugging Face checkpoint to OUTPUT. The data must

@@ -41,11 +41,12 @@ PRETRAIN_EVALUATIONS = 5
 #: fine-tuning evaluates more often: early stopping counts evaluations (--patience), and its
 #: validation set is a tenth of a labeled set, not a fifth of a corpus
 FINETUNE_EVALUATIONS = 10
-#: validation light curves per pretraining evaluation: a forward pass costs about a third
-#: of a training step's, so VALIDATION_SHARE of the light curves trained between two
-#: evaluations keeps evaluation near 7% of training; never fewer than VALIDATION_FLOOR
-VALIDATION_SHARE = 0.2
-VALIDATION_FLOOR = 256
+#: validation light curves per pretraining evaluation: VALIDATION_SHARE of the light curves
+#: trained on between two evaluations (never fewer than VALIDATION_FLOOR), so evaluation
+#: stays under 10% of training even where reading and collating a light curve costs as much
+#: as its training step (small models); a forward pass alone costs about a third of one
+VALIDATION_SHARE = 0.05
+VALIDATION_FLOOR = 128
 #: FinetuneArgs fields that shape the trained weights; `finetune --resume` refuses a change
 FINETUNE_RUN_FIELDS = ("lora", "lora_rank", "freeze_encoder", "samples_per_class", "max_steps",
                        "batch_size", "lr_encoder", "lr_head", "weight_decay",

@@ -79,7 +79,7 @@ class PretrainArgs:
     eval_every: int = 0  # 0: five evaluations per run (`checkpoint.Cadence`)
     checkpoint_every: int = 0  # 0: at every evaluation; also on Ctrl-C/SIGTERM
     #: validation light curves scored per evaluation, the same ones each time (None: a
-    #: bound that keeps evaluation near 7% of training, `Cadence.validation_limit`; 0: all)
+    #: bound that keeps evaluation under 10% of training, `Cadence.validation_limit`; 0: all)
     eval_light_curves: int | None = None
     resume: bool = False
     #: give the model each object's encoded metadata (models with a metadata token)
