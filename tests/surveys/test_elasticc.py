@@ -521,3 +521,10 @@ def test_bundled_sample_ingests(survey, tmp_path):
     report = ingest(survey, None, tmp_path / "sample")
     assert report.light_curves_written == 2 + 518 + 89 and report.balanced
     assert (tmp_path / "sample" / TRANSFORM_FILE).is_file()
+
+
+def test_quantile_clip_constant_is_ndtri_of_the_bounds_threshold():
+    from lcfm_surveys.elasticc import transform
+    from scipy.special import ndtri
+
+    assert transform._CLIP == float(ndtri(transform.BOUNDS_THRESHOLD - np.spacing(1)))
