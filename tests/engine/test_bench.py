@@ -50,12 +50,19 @@ def check_record(record: dict, plugin, n: int) -> None:
     json.dumps(record)  # the record is plain JSON (no tensors, no numpy scalars)
 
 
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    return tmp_path_factory.mktemp("corpora")
+
+
 @pytest.mark.parametrize("model", model_names())
-def test_bench_reports_every_number_for_every_model(model):
+def test_bench_reports_every_number_for_every_model(model, corpora):
     plugin = get_model(model)
-    record = bench_model(model, ns=[12], **FAST)
+    record = bench_model(model, ns=[12], workdir=corpora, **FAST)
     check_record(record, plugin, 12)
     assert record["survey"] == ("elasticc" if plugin.causal else "macho")
+    # the simulated corpus is kept in workdir for the next model
+    assert (corpora / f"{record['survey']}-12" / "simulation.json").is_file()
     assert record["data_path"]["task"] == ("pretrain" if plugin.pretraining_class
                                           else "classify")
     assert [p["light_curves"] for p in record["scaling"]] == [12]

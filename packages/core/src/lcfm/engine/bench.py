@@ -75,14 +75,16 @@ def bench_model(model: str, *, data: Path | None = None, survey: str | None = No
                 ns: Sequence[int] = (1000,), batch_size: int = 32,
                 configuration: str | None = None, device: str | None = None,
                 model_batches: int = 8, min_seconds: float = 1.0, isolate: bool | None = None,
-                seed: int = 0, matmul_size: int | None = None) -> dict:
+                seed: int = 0, matmul_size: int | None = None,
+                workdir: Path | None = None) -> dict:
     """The JSON record of one model: configuration, data path and model rates, matmul peak
     and fraction of it, padding_fraction, peak RSS and a "scaling" list (one entry per n).
 
     `data`: a folder of canonical shards (its first n light curves per point); without it
     `survey`'s simulator makes each corpus. `isolate` (default: when several n) measures
     each n in a fresh process. `matmul_size`: side of the peak-measuring matmul (default
-    1024 on CPU, 8192 on GPU)."""
+    1024 on CPU, 8192 on GPU). `workdir`: where simulated corpora are kept (and reused by
+    later calls); a temporary folder by default."""
     import torch
 
     from lcfm.engine.bench_data import data_survey
@@ -110,7 +112,7 @@ def bench_model(model: str, *, data: Path | None = None, survey: str | None = No
     scaling = []
     with tempfile.TemporaryDirectory(prefix="lcfm-bench-") as tmp:
         for n in ns:
-            folder, rows = _corpus(data, survey, n, Path(tmp))
+            folder, rows = _corpus(data, survey, n, Path(workdir or tmp))
             keep = model_batches if n == ns[-1] else 0
             args = (model, configuration, folder, rows, batch_size, keep, seed)
             point = _run_isolated(*args) if isolate else _point(*args)
@@ -173,8 +175,11 @@ def bench(models: Sequence[str] | None = None, *, surveys: bool = False, **kwarg
     `models` defaults to every installed model plugin."""
     from lcfm.registry import model_names, survey_names
 
-    results = {"models": [bench_model(m, **kwargs) for m in (models or model_names())],
-               "surveys": []}
+    with tempfile.TemporaryDirectory(prefix="lcfm-bench-") as tmp:
+        # models benchmarked on the same simulated corpora, simulated once
+        kwargs.setdefault("workdir", Path(tmp))
+        results = {"models": [bench_model(m, **kwargs) for m in (models or model_names())],
+                   "surveys": []}
     if surveys:
         results["surveys"] = [bench_survey(s) for s in survey_names()]
     return results
