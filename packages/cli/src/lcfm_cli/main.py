@@ -186,7 +186,13 @@ def pretrain(
 
 
 # the other command groups register themselves on `app`
-from lcfm_cli import bench_command, ml_commands, push_command, simulate_command  # noqa: E402,F401
+from lcfm_cli import (  # noqa: E402,F401
+    bench_command,
+    features_command,
+    ml_commands,
+    push_command,
+    simulate_command,
+)
 
 
 def main() -> None:

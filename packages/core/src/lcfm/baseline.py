@@ -156,10 +156,17 @@ def fit_baseline(features: pl.DataFrame, parts: dict[str, pl.DataFrame], *,
         raise DataError(f"{source}: training needs at least two classes, found {class_names}")
     index = {c: i for i, c in enumerate(class_names)}
     x, infinite = _matrix(features, train["object_id"], columns, source)
+    # a feature with no value on any training object (a colour when every object has one
+    # band) tells nothing, and histogram gradient boosting cannot bin it: left out, listed
+    empty = np.isnan(x).all(axis=0)
+    dropped = [c for c, e in zip(columns, empty, strict=True) if e]
+    columns = [c for c, e in zip(columns, empty, strict=True) if not e]
+    x = x[:, ~empty]
     model = _classifier(classifier, n_estimators, seed, workers)
     model.fit(x, np.array([index[c] for c in train["label"]]))
     result = {"model": model, "classes": class_names, "columns": columns,
-              "infinite_values": infinite, "objects": {n: o.height for n, o in objects.items()},
+              "features_without_training_values": dropped, "infinite_values": infinite,
+              "objects": {n: o.height for n, o in objects.items()},
               "scored": {}}
     for name, part in objects.items():
         if name == "train":
@@ -250,6 +257,7 @@ def baseline(args: BaselineArgs) -> dict:
         "splits": SPLITS_FILE,
         "features": str(args_features), "n_features": len(fitted["columns"]),
         "non_finite_feature_values": fitted["infinite_values"],
+        "features_without_training_values": fitted["features_without_training_values"],
         "validation": _brief(reports.get("validation")),
         "test": _brief(reports.get("test")),
         "test_report": ({k: reports["test"][k] for k in ("per_class", "confusion_matrix")}
