@@ -236,3 +236,21 @@ def test_every_simulated_survey_gets_one_feature_row_per_object(name, tmp_path):
     # every object has some band with a period (simulated curves have >= 8 points)
     periods = features.select(pl.col(f"{b}_period" for b in bands)).to_numpy()
     assert np.isfinite(periods).any(axis=1).mean() > 0.5
+
+
+def test_real_macho_stars_combine_their_two_bands(shared_data):
+    """Real MACHO files hold one band per light curve: each star becomes one row with B and
+    R features and a B - R colour."""
+    from lcfm.ingest import read_rows
+    from lcfm.schema import conform, make_frame
+
+    plugin = get_survey("macho")
+    rows, _ = read_rows(plugin, shared_data / "macho")
+    frame = conform(make_frame(rows))
+    counts = FeatureCounts()
+    features = compute_features(frame, wavelengths=dict(plugin.bands), counts=counts)
+    assert features.height == frame["object_id"].n_unique() < frame.height
+    assert counts.light_curves == frame.height and counts.objects == features.height
+    both = features.filter(pl.col("n_light_curves") == 2)
+    assert both.height > 0 and both["color_B_R"].is_finite().all()
+    assert (both["n_obs"] == both["B_n_obs"] + both["R_n_obs"]).all()
