@@ -295,7 +295,8 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
     if encoder is not None:
         save_encoder(encoder, survey_name, output)
     summary = _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
-                      label2id, state, output, best_dir, base_parameters, survey_name, frame_of)
+                      label2id, state, output, best_dir, base_parameters, survey_name, frame_of,
+                      num_processes=accelerator.num_processes, workers=workers)
     # the model is saved: the checkpoint keeps the training state only (no second copy)
     save_checkpoint(accelerator, output, state, complete=True)
     return summary
@@ -306,7 +307,8 @@ def _ids(frame: pl.DataFrame, label2id: dict) -> np.ndarray:
 
 
 def _finish(args, model, plugin, parts, class_names, label2id, state, output, best_dir,
-            base_parameters, survey_name, frame_of) -> dict:
+            base_parameters, survey_name, frame_of, *, num_processes: int = 1,
+            workers: int = 0) -> dict:
     from lcfm.engine.save import save_classifier
 
     model = save_classifier(model, output, best_dir, lora=args.lora, merge=args.merge_lora,
@@ -335,6 +337,8 @@ def _finish(args, model, plugin, parts, class_names, label2id, state, output, be
         **{f"{name}_objects": part["object_id"].n_unique() for name, part in parts.items()},
         "splits": SPLITS_FILE,
         "parameters": base_parameters,
+        "num_processes": num_processes,
+        "workers": workers,
         "test": {k: report[k] for k in ("accuracy", "macro_f1", "class_balanced_f1", "ece")}
         if report else None,
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
