@@ -22,3 +22,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present beside the repository")
     return SHARED_DATA
+
+
+@pytest.fixture
+def lcfm_cli(monkeypatch, capsys):
+    """Run `lcfm ARGS...` in this process through its real entry point; returns
+    (exit status, stdout, stderr)."""
+    import sys
+
+    from lcfm_cli.main import main
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["lcfm", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

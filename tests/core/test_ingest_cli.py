@@ -6,22 +6,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import pytest
 from lcfm.registry import get_survey
-from lcfm_cli.main import main
-
-
-def run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["lcfm", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(err: str) -> str:
@@ -33,18 +20,18 @@ def one_line_error(err: str) -> str:
 
 @pytest.mark.parametrize("command", [["ingest", "--survey", "macho"],
                                      ["simulate", "--survey", "macho", "--n", "3"]])
-def test_output_that_is_a_file(command, tmp_path, monkeypatch, capsys):
+def test_output_that_is_a_file(lcfm_cli, command, tmp_path):
     target = tmp_path / "catalog.parquet"
     target.write_text("keep me")
-    code, _, err = run(monkeypatch, capsys, *command, "--output", str(target))
+    code, _, err = lcfm_cli(*command, "--output", str(target))
     assert code == 2
     assert str(target) in one_line_error(err) and "not a folder" in err
     assert target.read_text() == "keep me"
 
 
-def test_unknown_format_on_a_folder_lists_the_formats(tmp_path, monkeypatch, capsys):
+def test_unknown_format_on_a_folder_lists_the_formats(lcfm_cli, tmp_path):
     sample = get_survey("macho").sample_path()
-    code, _, err = run(monkeypatch, capsys, "ingest", "--survey", "macho", "--format", "nosuch",
+    code, _, err = lcfm_cli("ingest", "--survey", "macho", "--format", "nosuch",
                        "--input", str(sample), "--output", str(tmp_path / "out"))
     line = one_line_error(err)
     assert code == 2 and "'nosuch'" in line
@@ -52,16 +39,16 @@ def test_unknown_format_on_a_folder_lists_the_formats(tmp_path, monkeypatch, cap
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_file_is_counted_on_the_last_line_and_strict_aborts(tmp_path, monkeypatch, capsys):
+def test_bad_file_is_counted_on_the_last_line_and_strict_aborts(lcfm_cli, tmp_path):
     shutil.copytree(get_survey("macho").sample_path(), tmp_path / "in")
     bad = tmp_path / "in" / "lc_9.9999.9.tar.bz2"
     bad.write_bytes(b"BZh91AY&SY truncated")
-    code, out, err = run(monkeypatch, capsys, "ingest", "--survey", "macho", "--input",
+    code, out, err = lcfm_cli("ingest", "--survey", "macho", "--input",
                          str(tmp_path / "in"), "--output", str(tmp_path / "out"))
     assert code == 0, err
     assert out.strip().splitlines()[-1].endswith("1 file rejected (see report.json)")
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [f["file"] for f in report["files_rejected"]] == [str(bad)]
-    code, _, err = run(monkeypatch, capsys, "ingest", "--survey", "macho", "--strict",
+    code, _, err = lcfm_cli("ingest", "--survey", "macho", "--strict",
                        "--input", str(tmp_path / "in"), "--output", str(tmp_path / "strict"))
     assert code == 2 and str(bad) in one_line_error(err)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import pytest
 import yaml
-from lcfm.exceptions import ConfigError, DataError, InputFileError, LcfmError
+from lcfm.exceptions import DataError, InputFileError, LcfmError
 from lcfm.hub import inspect_model, model_card
 from lcfm.registry import get_model
 
@@ -127,7 +126,7 @@ def test_bad_model_folders_raise_one_line_errors(tmp_path, classifier_dir):
     with pytest.raises(DataError, match="line 2"):
         inspect_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(ConfigError, match="unknown model type 'bert'"):
+    with pytest.raises(DataError, match="unknown model type 'bert'"):
         inspect_model(tmp_path)
     (tmp_path / "config.json").write_text((classifier_dir / "config.json").read_text())
     (tmp_path / "pytorch_model.bin").write_bytes(b"x")
@@ -135,41 +134,27 @@ def test_bad_model_folders_raise_one_line_errors(tmp_path, classifier_dir):
         inspect_model(tmp_path)
 
 
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    import lcfm_cli.push_command  # noqa: F401  (registers `push` until main.py imports it)
-    from lcfm_cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["lcfm", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_bad_model_folder_is_a_one_line_error(monkeypatch, capsys, tmp_path):
-    code, _, err = run_cli(monkeypatch, capsys, "push", "--model", tmp_path,
+def test_cli_bad_model_folder_is_a_one_line_error(lcfm_cli, tmp_path):
+    code, _, err = lcfm_cli("push", "--model", tmp_path,
                            "--repo-id", "org/name")
     assert code == 2
     assert err.strip().count("\n") == 0
     assert err.startswith("lcfm: error: ") and "not a model folder" in err
 
 
-def test_cli_dry_run_prints_card_and_files(monkeypatch, capsys, classifier_dir):
-    code, out, _ = run_cli(monkeypatch, capsys, "push", "--model", classifier_dir,
+def test_cli_dry_run_prints_card_and_files(lcfm_cli, classifier_dir):
+    code, out, _ = lcfm_cli("push", "--model", classifier_dir,
                            "--repo-id", "org/name", "--dry-run")
     assert code == 0
     assert "library_name: transformers" in out
     assert out.strip().endswith("files: config.json, model.safetensors, README.md")
 
 
-def test_cli_dry_run_names_lora_files_made_at_push_time(monkeypatch, capsys, lora_dir,
+def test_cli_dry_run_names_lora_files_made_at_push_time(lcfm_cli, lora_dir,
                                                          tmp_path):
     unmerged = tmp_path / "lora"
     shutil.copytree(lora_dir, unmerged, ignore=shutil.ignore_patterns("merged"))
-    code, out, _ = run_cli(monkeypatch, capsys, "push", "--model", unmerged,
+    code, out, _ = lcfm_cli("push", "--model", unmerged,
                            "--repo-id", "org/lora", "--dry-run")
     assert code == 0
     assert "files: config.json (merged at push time), model.safetensors (merged at push " \
