@@ -105,3 +105,29 @@ def test_two_gloo_ranks_split_batches_and_validation(labeled_dir, tmp_path):
     # and validated its own batches: together the scored validation rows exactly once
     val = metrics["validation_rows_per_rank"]
     assert sum(val) == metrics["validation_light_curves_scored"] and min(val) > 0
+
+
+@pytest.mark.skipif(shutil.which("accelerate", path=os.path.dirname(sys.executable)) is None,
+                    reason="accelerate's launcher is not installed")
+def test_two_gloo_ranks_finetune_share_validation(labeled_dir, tmp_path):
+    """finetune on two ranks: each rank scores its half of the validation rows, the pieces
+    are gathered, and the run writes one model with held-out test metrics."""
+    out = tmp_path / "ft"
+    command = [os.path.join(os.path.dirname(sys.executable), "accelerate"), "launch",
+               "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()),
+               "-m", "lcfm_cli", "finetune", "--data", str(labeled_dir), "--model",
+               "astromer-v2", "--output", str(out), "--max-steps", "4", "--batch-size",
+               str(BATCH), "--eval-every", "2",
+               *[a for k, v in TINY.items() for a in ("--config", f"{k}={v}")]]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_processes"] == 2
+    per_rank = metrics["validation_rows_per_rank"]
+    assert len(per_rank) == 2 and min(per_rank) > 0
+    assert sum(per_rank) == metrics["validation_light_curves"]
+    assert [v["step"] for v in metrics["validation"]] == [2, 4]
+    assert metrics["test"] is not None and (out / "model.safetensors").exists()

@@ -210,9 +210,11 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
                          minlength=len(class_names))
     weights = class_weights(counts)
 
+    model_config = model.config  # `model` becomes a DistributedDataParallel wrapper on ranks
+
     def collator(train: bool):
         # evaluation passes need no labels (predict_frame scores them against `_ids`)
-        return plugin.collator(model.config, task="classify", train=train, bands=bands,
+        return plugin.collator(model_config, task="classify", train=train, bands=bands,
                                label2id=label2id if train else None, seed=args.seed)
 
     collate = _Collate(collator(True), Augmenter(args.augment, args.seed) if args.augment
@@ -265,14 +267,17 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}",
                             best_f1=f"{state['best_f1']:.3f}")
             if cadence.evaluates(state["step"]):
-                probs = predict_frame(accelerator.unwrap_model(model), plugin, val_frame,
-                                      collator(False), len(class_names), args.batch_size).probs
+                probs, state["validation_rows_per_rank"] = _validation_probs(
+                    accelerator, accelerator.unwrap_model(model), plugin, val_frame,
+                    collator(False), len(class_names), args.batch_size)
                 f1 = classification_report(_ids(val_frame, label2id), probs,
                                            class_names)["macro_f1"]
                 state["validation"].append({"step": state["step"], "macro_f1": f1})
                 if f1 > state["best_f1"]:
                     state.update(best_f1=f1, best_step=state["step"], stale=0)
-                    accelerator.unwrap_model(model).save_pretrained(best_dir)
+                    if accelerator.is_main_process:  # one writer of the shared folder
+                        accelerator.unwrap_model(model).save_pretrained(best_dir)
+                    accelerator.wait_for_everyone()
                 else:
                     state["stale"] += 1
                 model.train()
@@ -294,12 +299,37 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
         return {"steps": state["step"], "interrupted": True}
     if encoder is not None:
         save_encoder(encoder, survey_name, output)
-    summary = _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
-                      label2id, state, output, best_dir, base_parameters, survey_name, frame_of,
-                      num_processes=accelerator.num_processes, workers=workers)
+    summary = {"steps": state["step"], "process_index": accelerator.process_index}
+    if accelerator.is_main_process:  # one process writes the model and its reports
+        summary = _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
+                          label2id, state, output, best_dir, base_parameters, survey_name,
+                          frame_of, num_processes=accelerator.num_processes, workers=workers)
+    accelerator.wait_for_everyone()
     # the model is saved: the checkpoint keeps the training state only (no second copy)
     save_checkpoint(accelerator, output, state, complete=True)
     return summary
+
+
+def _validation_probs(accelerator, model, plugin, frame: pl.DataFrame, collate,
+                      n_classes: int, batch_size: int) -> tuple[np.ndarray, list[int]]:
+    """Validation probabilities, (rows, classes), and the number of rows each rank scored.
+    Rank r scores rows r, r + n, ... of the validation frame and the pieces are gathered to
+    every rank, so each rank does 1/n of the work and all ranks take the same early-stopping
+    decision."""
+    n, rank = accelerator.num_processes, accelerator.process_index
+    rows = np.arange(frame.height)[rank::n]
+    share = frame.with_row_index("_row").filter(pl.col("_row") % n == rank).drop("_row")
+    probs = (predict_frame(model, plugin, share, collate, n_classes, batch_size).probs
+             if share.height else np.zeros((0, n_classes), np.float32))
+    if n == 1:
+        return probs, [int(rows.size)]
+    from accelerate.utils import gather_object
+
+    gathered, per_rank = np.zeros((frame.height, n_classes), np.float32), []
+    for indices, piece in gather_object([(rows, probs)]):  # in rank order
+        gathered[indices] = piece
+        per_rank.append(int(indices.size))
+    return gathered, per_rank
 
 
 def _ids(frame: pl.DataFrame, label2id: dict) -> np.ndarray:
@@ -338,6 +368,7 @@ def _finish(args, model, plugin, parts, class_names, label2id, state, output, be
         "splits": SPLITS_FILE,
         "parameters": base_parameters,
         "num_processes": num_processes,
+        "validation_rows_per_rank": state.get("validation_rows_per_rank"),
         "workers": workers,
         "test": {k: report[k] for k in ("accuracy", "macro_f1", "class_balanced_f1", "ece")}
         if report else None,
