@@ -186,6 +186,44 @@ def test_flat_rows_carry_redshift_scale_and_metadata_in_extras():
         collate(config, flat)
 
 
+@pytest.mark.parametrize("task", ["classify", "pretrain"])
+def test_time_shift_augmentation_survives_collation(task):
+    """ATCAT sect. 2.1.2: all times + one offset ~ U[0, 10] days. The collator restarts
+    times at 0, so the shift must be added after that: collated times move by exactly the
+    drawn offset (per row), and rows the shift did not hit are unchanged."""
+    from lcfm.augment import Augmenter
+
+    config = tiny()
+    batch_rows = rows(4, seed=5)
+    plain = collate(config, batch_rows, task)
+    augment = Augmenter(["shift"], seed=3, rates={"shift": 1.0})
+    shifted_rows = [augment(r) for r in batch_rows]
+    offsets = [r["time_shift"] for r in shifted_rows]
+    assert all(0 < o < 10 for o in offsets) and len(set(offsets)) == len(offsets)
+    for before, after, offset in zip(batch_rows, shifted_rows, offsets, strict=True):
+        np.testing.assert_allclose(after["time"] - before["time"], offset)
+    shifted = collate(config, shifted_rows, task)
+    valid = plain["attention_mask"].bool()
+    assert torch.equal(valid, shifted["attention_mask"].bool())
+    delta = (shifted["times"] - plain["times"])
+    for i, offset in enumerate(offsets):
+        assert delta[i][valid[i]].numpy() == pytest.approx(offset, abs=1e-4), i
+        assert shifted["times"][i, 0].item() == pytest.approx(offset, abs=1e-4)
+    for key in plain:  # nothing but the times moves
+        if key != "times":
+            assert torch.equal(plain[key], shifted[key]), key
+    # the augmentation off (or drawn not to fire): the rows and the batch are unchanged
+    for augmenter in (Augmenter(["scale"], seed=3, rates={"scale": 0.0}),
+                      Augmenter(["shift"], seed=3, rates={"shift": 0.0})):
+        untouched = [augmenter(r) for r in batch_rows]
+        assert all("time_shift" not in r for r in untouched)
+        assert torch.equal(collate(config, untouched, task)["times"], plain["times"])
+    # a FlatRows batch carries the offsets in `extras`, as it does `wavelength_scale`
+    flat = FlatRows.from_rows(batch_rows)
+    flat.extras = {"time_shift": np.array(offsets)}
+    assert torch.equal(collate(config, flat, task)["times"], shifted["times"])
+
+
 def test_collator_errors_name_the_problem():
     config = tiny()
     row = rows(1)[0]

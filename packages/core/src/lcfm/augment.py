@@ -4,7 +4,10 @@ can hit one light curve.
 
 - subsampling (25%): keep a random subset of k points, k ~ U{10, n-1}; n <= 10 untouched
 - flux scaling (20%): value and error times one factor ~ U[1/1.1, 1.1]
-- time shift (20%): all times + one offset ~ U[0, 10] days
+- time shift (20%): all times + one offset ~ U[0, 10] days. A collator that restarts times
+  at 0 at the first point (ATCAT sect. 2.1.1) would undo a shift of the times alone, so the
+  offset is also recorded as `row["time_shift"]` (days, summed over shifts) and such a
+  collator adds it back after re-zeroing (`lcfm_models.atcat.collator_atcat`)
 - redshifting (20%): band wavelengths times (1 + z), z ~ N(0, 0.1^2) clipped at -0.1
 - noise (15%): e_j ~ U[0.002 s, 0.2 s] (s = std of the values, 1 for a single point)
   added to the error, and xi_j ~ N(0, e_j^2) added to the value
@@ -52,7 +55,9 @@ class Augmenter:
         return {**row, "value": row["value"] * factor, "error": row["error"] * factor}
 
     def _shift(self, row):
-        return {**row, "time": row["time"] + self.rng.uniform(0, 10)}
+        offset = float(self.rng.uniform(0, 10))
+        return {**row, "time": row["time"] + offset,
+                "time_shift": float(row.get("time_shift", 0.0)) + offset}
 
     def _redshift(self, row):
         z = max(float(self.rng.normal(0, 0.1)), -0.1)

@@ -18,7 +18,9 @@ With `config.metadata_dim > 0` the row's metadata vector row["meta"][config.meta
 `metadata` (or a (batch, metadata_dim) array `extras[metadata_key]` of a `FlatRows`);
 remaining non-finite entries become 0 (the indicators carry that information). A row's
 `wavelength_scale` (the redshifting augmentation of `lcfm.augment`, sect. 2.1.2; a
-`FlatRows` carries it in `extras`) multiplies its wavelengths.
+`FlatRows` carries it in `extras`) multiplies its wavelengths, and a row's `time_shift`
+(the time-shift augmentation, sect. 2.1.2: all times + an offset ~ U[0, 10] days) is added
+to its times *after* they restart at 0; without that the re-zeroing would undo the shift.
 
 The batch (row dicts or `lcfm.flat.FlatRows`) is handled as flat arrays: windows, checks,
 wavelength lookup through the band codes, [PRED] packing and padding are numpy operations
@@ -104,7 +106,10 @@ class AtcatCollator(SeededCollator):
         # the redshifting augmentation (lcfm.augment, ATCAT sect. 2.1.2) scales wavelengths
         wavelength *= row_values(rows, flat, "wavelength_scale", 1.0).astype(
             np.float32)[windows.row]
-        times = (time - windows.first(time)[windows.row]).astype(np.float32)
+        # the time-shift augmentation (ATCAT sect. 2.1.2) moves the window's first point
+        # from t = 0 to t = offset; added after re-zeroing, which would otherwise cancel it
+        shift = row_values(rows, flat, "time_shift", 0.0)[windows.row]
+        times = (time - windows.first(time)[windows.row] + shift).astype(np.float32)
         return windows, {"times": times, "flux": value, "flux_err": error,
                          "wavelength": wavelength}
 
