@@ -189,6 +189,7 @@ def pretrain(
 from lcfm_cli import (  # noqa: E402,F401
     bench_command,
     features_command,
+    fewshot_command,
     ml_commands,
     push_command,
     simulate_command,

@@ -158,6 +158,26 @@ def finetune(args: FinetuneArgs) -> dict:
     return summary
 
 
+def finetune_parts(args: FinetuneArgs, parts: dict[str, pl.DataFrame], output: Path, *,
+                   index: ShardIndex | None = None) -> dict:
+    """One fine-tuning run on splits chosen by the caller (e.g. a few-shot scenario,
+    `lcfm fewshot`): `parts` maps "train", "validation" and "test" to rows of
+    `ShardIndex(args.data).summaries()` (with their global `row`); a row listed twice in
+    "train" is trained on twice (sampling with replacement). Writes and returns the
+    summary of `output/metrics.json`, as `finetune` does for one run."""
+    missing = {"train", "validation", "test"} - set(parts)
+    if missing:
+        raise ConfigError(f"finetune_parts: parts lack {', '.join(sorted(missing))}")
+    for name, part in parts.items():
+        if "row" not in part.columns:
+            raise ConfigError(f"finetune_parts: part {name!r} has no `row` column (take it "
+                              "from ShardIndex.summaries())")
+    if parts["train"].height == 0:
+        raise DataError(f"{args.data}: no labeled light curves left for training")
+    return _train_one(args, index if index is not None else ShardIndex(args.data), parts,
+                      Path(output))
+
+
 def _rows(part: pl.DataFrame) -> np.ndarray:
     return part["row"].to_numpy().astype(np.int64)
 
@@ -381,4 +401,4 @@ def _finish(args, model, plugin, parts, class_names, label2id, state, output, be
     return summary
 
 
-__all__ = ["FinetuneArgs", "finetune"]
+__all__ = ["FinetuneArgs", "finetune", "finetune_parts"]
