@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from lcfm.engine import PretrainArgs, pretrain
 from lcfm.registry import get_model
 
@@ -15,9 +16,9 @@ def tiny_overrides():
 
 
 def run(tmp_path, name="run", steps=30, **kw):
-    args = PretrainArgs(survey="macho", output=tmp_path / name, model="astromer-v2",
-                        max_steps=steps, batch_size=8, learning_rate=3e-3, progress=False,
-                        config_overrides=tiny_overrides(), **kw)
+    kw = {"model": "astromer-v2", "learning_rate": 3e-3, **kw}
+    args = PretrainArgs(survey="macho", output=tmp_path / name, max_steps=steps, batch_size=8,
+                        progress=False, config_overrides=tiny_overrides(), **kw)
     return pretrain(args)
 
 
@@ -87,3 +88,42 @@ def test_final_folder_is_complete_readable_and_records_the_run(trained):
     total = metrics["train_light_curves"] + metrics["validation_light_curves"]
     assert run["survey"] == "macho" and run["max_steps"] == 60 and run["batch_size"] == 8
     assert run["data"].startswith(f"{total} light curves, ")
+
+
+def test_init_starts_from_the_checkpoint_weights(trained, tmp_path):
+    """`--init` (Astromer 2 sect. 5.1's reconstruction fine-tuning): at learning rate 0 the
+    saved weights are exactly the checkpoint's, and the first batch (the same one the
+    checkpoint's own run started on) scores the trained weights' loss, not a random
+    model's; the model type comes from the checkpoint when --model is left out."""
+    from safetensors.torch import load_file
+
+    path, _ = trained
+    source = path / "run"
+    metrics = run(tmp_path, "adapt", steps=2, init=source, model=None, learning_rate=0.0,
+                  data=source / "data")
+    assert metrics["model"] == "astromer" and metrics["model_type"] == "lcfm_astromer"
+    assert metrics["init"] == {"folder": str(source.resolve()), "newly_initialised": []}
+    before, after = load_file(source / "model.safetensors"), load_file(
+        tmp_path / "adapt" / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    history = json.loads((source / "loss_history.json").read_text())
+    assert metrics["first_loss"] < 0.85 * history[0]["loss"], (metrics, history[0])
+    record = json.loads((tmp_path / "adapt" / "checkpoint" / "trainer_state.json"
+                         ).read_text())["run"]
+    assert record["init"] == str(source.resolve())
+
+
+def test_init_refuses_a_checkpoint_of_another_model_type(trained, tmp_path, lcfm_cli):
+    from lcfm.exceptions import ModelFolderError
+
+    path, _ = trained
+    with pytest.raises(ModelFolderError, match=r"of model astromer .*--model atcat is model atcat"):
+        run(tmp_path, "wrong", steps=2, init=path / "run", model="atcat")
+    with pytest.raises(ModelFolderError, match="no such model folder"):
+        run(tmp_path, "missing", steps=2, init=tmp_path / "nowhere")
+    assert not (tmp_path / "wrong" / "model.safetensors").exists()
+    code, _, err = lcfm_cli("pretrain", "--survey", "macho", "--model", "atcat", "--init",
+                            path / "run", "--output", tmp_path / "cli", "--max-steps", "2")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "config.json" in err and "model_type lcfm_astromer" in err

@@ -139,8 +139,13 @@ def pretrain(
     output: Annotated[Path, typer.Option(help="Checkpoint folder.")] = Path("runs/pretrain"),
     data: Annotated[Path | None, typer.Option(
         help="Folder of canonical shards (default: the survey's bundled sample).")] = None,
-    model: Annotated[str, typer.Option(help="Model configuration (see `lcfm models`).")]
-    = "astromer-v2",
+    model: Annotated[str | None, typer.Option(
+        help="Model configuration (see `lcfm models`; default astromer-v2, or the --init "
+             "checkpoint's model).")] = None,
+    init: Annotated[Path | None, typer.Option(
+        help="Start from this pretrained checkpoint's weights, with a new optimiser and "
+             "schedule (Astromer 2 sect. 5.1: reconstruction fine-tuning before "
+             "classification); it must be of --model's type.")] = None,
     max_steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 200,
     batch_size: Annotated[int, typer.Option()] = 32,
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
@@ -178,7 +183,7 @@ def pretrain(
         batch_size=batch_size, learning_rate=learning_rate, seed=seed, resume=resume,
         metadata=metadata, config_overrides=parse_options(config or []), workers=workers,
         eval_every=eval_every, checkpoint_every=checkpoint_every,
-        eval_light_curves=eval_light_curves))
+        eval_light_curves=eval_light_curves, init=init))
     val = metrics["validation"][-1]["loss"] if metrics["validation"] else None
     typer.echo(f"{metrics['steps']} steps: loss {metrics['first_loss']:.4f} -> "
                f"{metrics['final_loss']:.4f}" + (f", validation {val:.4f}" if val else "")

@@ -14,6 +14,14 @@ the main process ingests a bundled sample and writes outputs.
 Runs are checked (issue 9, "checked runs"): the data must be of the `--survey` the checkpoint
 is stamped with, and `--resume` continues only the run the checkpoint records (same model,
 data fingerprint, batch size, seed, max steps, learning rate; `checkpoint.run_record`).
+
+`--init CKPT` starts from a pretrained checkpoint's weights and configuration with a new
+optimiser and schedule: Astromer 2 sect. 5.1's first downstream stage, "the pretrained
+model is fine-tuned on the masked reconstruction task using the labeled subset" before the
+classifier is trained. The checkpoint must be of the `--model`'s type (without --model, its
+own model is used); the run record and metrics.json name the init folder, and weights the
+checkpoint lacks (a classifier's folder has no reconstruction head) are listed in
+metrics.json["init"]["newly_initialised"] instead of passing unnoticed.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +37,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
+from transformers import AutoConfig, get_cosine_schedule_with_warmup
 
 from lcfm.data import validation_rows
 from lcfm.engine.batching import (
@@ -49,17 +57,26 @@ from lcfm.engine.checkpoint import (
     save_checkpoint,
     validation_subset,
 )
+from lcfm.engine.loading import (
+    ADAPTER_CONFIG,
+    CONFIG,
+    check_model_folder,
+    load_pretrained,
+    plugin_for_model_type,
+)
 from lcfm.engine.metadata import fit_encoder, metadata_key, save_encoder
 from lcfm.engine.save import save_model_atomically
-from lcfm.exceptions import ConfigError, DataError
+from lcfm.exceptions import ConfigError, DataError, ModelFolderError
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.schema import empty_frame
 from lcfm.stream import EpochPlan, ShardIndex, value_sample
 
 SIMULATED_FALLBACK = 512
+DEFAULT_MODEL = "astromer-v2"
 #: PretrainArgs fields that shape the trained weights; `--resume` refuses a change in any
 RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "learning_rate",
-              "weight_decay", "warmup_fraction", "validation_fraction", "length_buckets")
+              "weight_decay", "warmup_fraction", "validation_fraction", "length_buckets",
+              "init")
 
 
 @dataclass
@@ -67,7 +84,8 @@ class PretrainArgs:
     survey: str
     output: Path
     data: Path | None = None
-    model: str = "astromer-v2"
+    #: model configuration name; None: DEFAULT_MODEL, or the model of the `init` checkpoint
+    model: str | None = None
     max_steps: int = 1000
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -94,6 +112,37 @@ class PretrainArgs:
     #: length-aware batching (sort by length within chunks of batches); batches stay a
     #: function of (seed, step)
     length_buckets: bool = True
+    #: start from this pretrained checkpoint's weights (new optimiser and schedule)
+    init: Path | None = None
+
+
+def _resolve_init(args: PretrainArgs):
+    """(plugin, configuration name, model name, the `init` checkpoint's config or None).
+
+    The checkpoint is checked before any data is read: a broken folder, a LoRA adapter or a
+    checkpoint of another model type than `--model` is one line naming its file."""
+    if args.init is None:
+        plugin, name = find_model_configuration(args.model or DEFAULT_MODEL)
+        return plugin, name, args.model or DEFAULT_MODEL, None
+    folder = Path(args.init)
+    stored = check_model_folder(folder)
+    if (folder / ADAPTER_CONFIG).exists():
+        raise ModelFolderError(folder, "a LoRA adapter folder; --init needs full weights "
+                                       "(its merged/ model, `lcfm finetune --merge-lora`)")
+    own = plugin_for_model_type(stored["model_type"])
+    if args.model is None:
+        plugin = own
+    else:
+        plugin, _ = find_model_configuration(args.model)
+        if plugin.config_class.model_type != stored["model_type"]:
+            raise ModelFolderError(folder / CONFIG, f"a checkpoint of model {own.name} "
+                                   f"(model_type {stored['model_type']}), but --model "
+                                   f"{args.model} is model {plugin.name}; give a checkpoint "
+                                   f"of {plugin.name} or leave --model out")
+    config = load_pretrained(AutoConfig, folder)
+    for key, value in args.config_overrides.items():  # e.g. dropout; shapes must still fit
+        setattr(config, key, value)
+    return plugin, None, args.model or plugin.name, config
 
 
 def _prepare_data(args: PretrainArgs, survey) -> tuple[Path, str]:
@@ -163,7 +212,10 @@ def pretrain(args: PretrainArgs) -> dict:
                           "checkpoint")
     output.mkdir(parents=True, exist_ok=True)
     survey = get_survey(args.survey)
-    plugin, config_name = find_model_configuration(args.model)
+    if args.init is not None:  # one spelling of the folder, for the run record
+        args = replace(args, init=Path(args.init).resolve())
+    plugin, config_name, model_name, init_config = _resolve_init(args)
+    args = replace(args, model=model_name)
     if plugin.pretraining_class is None:
         raise ConfigError(f"model {args.model!r} has no self-supervised objective; "
                           "use `lcfm finetune` for it")
@@ -179,15 +231,28 @@ def pretrain(args: PretrainArgs) -> dict:
     if train_rows.size == 0:
         raise DataError(f"{data_source}: no light curves to train on")
 
-    config = plugin.make_config(config_name, **args.config_overrides)
+    config = (plugin.make_config(config_name, **args.config_overrides)
+              if init_config is None else init_config)
+    if init_config is not None and getattr(config, "metadata_dim", 0) and not args.metadata:
+        raise ConfigError(f"--init {args.init}: the checkpoint reads per-object metadata "
+                          f"(metadata_dim={config.metadata_dim}); pretrain with --metadata")
     encoder, extras = None, {}
     if args.metadata:
-        encoder = fit_encoder(survey.name, config, summaries[train_rows], fresh_model=True)
+        encoder = fit_encoder(survey.name, config, summaries[train_rows],
+                              fresh_model=init_config is None)
         extras = {metadata_key(config): encoder.encode(summaries).astype(np.float32)}
     band_names = tuple(survey.bands)
-    config = plugin.prepare_config(config, value_sample(index, train_rows, seed=args.seed,
-                                                        band_names=band_names))
-    model = plugin.pretraining_class(config)
+    init_info = None
+    if init_config is None:
+        config = plugin.prepare_config(config, value_sample(index, train_rows, seed=args.seed,
+                                                            band_names=band_names))
+        model = plugin.pretraining_class(config)
+    else:  # the checkpoint's data-derived settings (scales, mixture components) stay: the
+        # weights were trained with them
+        model, loading = load_pretrained(plugin.pretraining_class, args.init, config=config,
+                                         output_loading_info=True)
+        init_info = {"folder": str(args.init),
+                     "newly_initialised": sorted(loading.get("missing_keys", []))}
     collate_train = plugin.collator(config, task="pretrain", train=True, bands=survey.bands,
                                     seed=args.seed)
     collate_eval = plugin.collator(config, task="pretrain", train=False, bands=survey.bands,
@@ -271,6 +336,7 @@ def pretrain(args: PretrainArgs) -> dict:
         "model": args.model,
         "model_type": config.model_type,
         "data": data_source,
+        "init": init_info,  # None: weights initialised at random
         "train_light_curves": int(train_rows.size),
         "validation_light_curves": int(val_rows.size),
         "validation_light_curves_scored": int(scored_rows.size),  # per evaluation
