@@ -351,3 +351,18 @@ def test_a_few_training_steps_lower_the_loss(plugin):
         optimizer.step()
     after = held_loss()
     assert after < 0.6 * before, (before, after)
+
+
+def test_time_shift_augmentation_survives_collation():
+    """The augmenter's offset (row["time_shift"]) is added after times restart at 0."""
+    from lcfm.registry import get_model
+
+    plugin = get_model("astrafier")
+    config = plugin.make_config("tiny")
+    collate = plugin.collator(config, task="classify", train=False, bands={"tess": 7865.0})
+    row = {"object_id": "a", "time": np.arange(10.0) + 100, "value": np.ones(10),
+           "error": np.ones(10), "band": np.array(["tess"] * 10), "value_kind": "flux",
+           "label": None}
+    plain = collate([row])["times"]
+    shifted = collate([dict(row, time_shift=3.0)])["times"]
+    assert plain[0, 0] == 0 and torch.allclose(shifted - plain, torch.full_like(plain, 3.0))

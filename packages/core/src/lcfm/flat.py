@@ -18,6 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: row-dict keys carried into `FlatRows.extras`, with the value of a row that lacks one
+#: (None: every row must have it): ATCAT's metadata vector, the redshift augmentation's
+#: wavelength scale, the time-shift augmentation's offset in days
+ROW_EXTRAS = {"metadata": None, "wavelength_scale": 1.0, "time_shift": 0.0}
+
 
 @dataclass
 class FlatRows:
@@ -83,7 +88,9 @@ class FlatRows:
                     names.append(b)
             codes.append(np.array([lookup[b] for b in band], dtype=np.int16)
                          if band.size < 64 else _codes(band, lookup))
-        extras_keys = [k for k in ("metadata",) if rows and k in rows[0]]
+        # per-row values that augmentations and encoders attach to row dicts: carried
+        # along (a row without one gets the neutral value) so no collator loses them
+        extras_keys = [k for k in ROW_EXTRAS if any(k in r for r in rows)]
 
         def cat(key, dtype):
             parts = [np.asarray(r[key], dtype=dtype) for r in rows]
@@ -99,7 +106,8 @@ class FlatRows:
                    value_kind=[r.get("value_kind", "mag") for r in rows],
                    survey=[r.get("survey", "") for r in rows],
                    meta=[r.get("meta") or {} for r in rows],
-                   extras={k: np.stack([np.asarray(r[k]) for r in rows]) for k in extras_keys})
+                   extras={k: np.stack([np.asarray(r.get(k, ROW_EXTRAS[k])) for r in rows])
+                           for k in extras_keys})
 
     def take(self, indices: Sequence[int]) -> FlatRows:
         """The rows at `indices`, in that order, as a new FlatRows (vectorised gather)."""

@@ -29,7 +29,15 @@ import torch
 from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError
 
-from ..collator_flat import Windows, as_flat, is_kind, label_ids, require_points, window_starts
+from ..collator_flat import (
+    Windows,
+    as_flat,
+    is_kind,
+    label_ids,
+    require_points,
+    row_values,
+    window_starts,
+)
 from .configuration_astrafier import AstrafierConfig
 
 IGNORE_INDEX = -100
@@ -66,7 +74,10 @@ class AstrafierCollator(SeededCollator):
         bands = max(len(flat.band_names), 1)
         value = _standardize(value, windows.row * bands + windows.gather(flat.band))
         # subtract in float64 before the float32 cast: BTJD/MJD days would lose minutes
-        time = (time - windows.first(time)[windows.row]).astype(np.float32)
+        # ... and add the time-shift augmentation's offset (lcfm.augment) after re-zeroing,
+        # which would otherwise cancel it
+        shift = row_values(rows, flat, "time_shift", 0.0)[windows.row]
+        time = (time - windows.first(time)[windows.row] + shift).astype(np.float32)
         width = self.max_length if self.pad_to_max_length else None
         batch = {"values": torch.from_numpy(windows.pad(value.astype(np.float32), np.float32,
                                                         width=width)),
