@@ -165,3 +165,14 @@ def test_predict_streams_shards_with_the_same_result(full_run, tmp_path, make_la
     assert many["predicted_class"].to_list() == one["predicted_class"].to_list()
     assert np.allclose(many.select(pl.col("^p_.*$")).to_numpy(),
                        one.select(pl.col("^p_.*$")).to_numpy(), atol=1e-5)
+
+
+def test_lora_without_peft_is_a_one_line_config_error(monkeypatch):
+    import sys
+
+    from lcfm.engine.loading import apply_lora
+    from lcfm.exceptions import ConfigError
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # what a missing package looks like
+    with pytest.raises(ConfigError, match="--lora needs the peft package"):
+        apply_lora(torch.nn.Linear(2, 2))

@@ -215,7 +215,11 @@ def lora_targets(model) -> tuple[list[str], list[str]]:
 
 
 def apply_lora(model, rank: int = 8, alpha: int = 16, dropout: float = 0.05):
-    from peft import LoraConfig, get_peft_model
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:  # lcfm declares peft; a broken environment gets one line
+        raise ConfigError(f"--lora needs the peft package ({exc}); install lcfm with its "
+                          "dependencies (pip install lcfm) or `pip install peft`") from None
 
     targets, heads = lora_targets(model)
     config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
