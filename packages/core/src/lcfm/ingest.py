@@ -144,6 +144,27 @@ def _worker_read(job: tuple[int, Path]) -> tuple[int, FileResult]:
     return index, read_file_result(_WORKER_SURVEY["survey"], path, _WORKER_SURVEY["fmt"])
 
 
+def _pool_results(survey: SurveyPlugin, fmt: str | None, jobs: list[tuple[int, Path]],
+                  workers: int):
+    """(index, FileResult) in the order of `jobs` from a pool of `workers` processes,
+    at most 2 x workers files ahead of the caller so results never pile up in memory."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a forked child inherits polars' thread pool mid-state and can
+    # crash or hang; the (configured) survey plugin travels pickled instead
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(survey, fmt)) as pool:
+        jobs = iter(jobs)
+        ahead = deque(pool.submit(_worker_read, job)
+                      for job in itertools.islice(jobs, 2 * workers))
+        while ahead:
+            result = ahead.popleft().result()
+            for job in itertools.islice(jobs, 1):
+                ahead.append(pool.submit(_worker_read, job))
+            yield result
+
+
 class IngestRun:
     """One pass over the input files of a survey into a sink, counting in `report`."""
 
@@ -255,7 +276,7 @@ class IngestRun:
         bar = tqdm(total=len(files), desc=f"ingest {self.survey.name}", unit="file",
                    disable=None if progress else True)
         if results is None and workers > 1 and len(files) > 1:
-            results = self._pool_results(list(enumerate(files)), workers)
+            results = _pool_results(self.survey, self.fmt, list(enumerate(files)), workers)
         with bar:
             if results is not None:
                 for index, result in results:
@@ -271,25 +292,6 @@ class IngestRun:
             self.merge()
         except _SinkFailed as failed:
             raise failed.__cause__ from None
-
-    def _pool_results(self, jobs: list[tuple[int, Path]], workers: int):
-        """(index, FileResult) in the order of `jobs` from a pool of `workers` processes,
-        at most 2 x workers files ahead of the parent so results never pile up in memory."""
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: a forked child inherits polars' thread pool mid-state and can
-        # crash or hang; the (configured) survey plugin travels pickled instead
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(self.survey, self.fmt)) as pool:
-            jobs = iter(jobs)
-            ahead = deque(pool.submit(_worker_read, job)
-                          for job in itertools.islice(jobs, 2 * workers))
-            while ahead:
-                result = ahead.popleft().result()
-                for job in itertools.islice(jobs, 1):
-                    ahead.append(pool.submit(_worker_read, job))
-                yield result
 
     def _all_rejected(self, files: list[Path]) -> None:
         if len(files) == 1:  # one file: its own error is the most precise message
@@ -344,9 +346,7 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     output_dir = Path(output_dir)
     where = Path(input_path) if input_path is not None else survey.sample_path()
-    if fmt is not None:
-        survey.check_format(fmt)
-    files = survey.input_files(where, fmt)
+    files = survey.input_files(where, fmt)  # checks `fmt` first
     report = IngestReport(survey=survey.name)
     ranks = current_ranks()
     if not ranks.is_main:
@@ -381,8 +381,7 @@ def _read_share(survey: SurveyPlugin, files: list[Path], ranks, folder: Path,
     """This rank's files (i mod n), read into `folder/<index>.pkl` for the main process."""
     folder.mkdir(parents=True, exist_ok=True)
     jobs = ranks.share(list(enumerate(files)))
-    run = IngestRun(survey, IngestReport(survey=survey.name), ListSink(), folder, fmt=fmt)
-    results = (run._pool_results(jobs, workers) if workers > 1 else
+    results = (_pool_results(survey, fmt, jobs, workers) if workers > 1 else
                ((i, read_file_result(survey, path, fmt)) for i, path in jobs))
     for index, result in results:
         tmp = folder / f".{index:07d}.pkl.tmp"

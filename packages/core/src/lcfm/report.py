@@ -55,9 +55,13 @@ class IngestReport:
         """A light curve whose object (and segment) was already ingested: not kept twice."""
         self.reject_light_curve("duplicate object_id", n_points)
         self.duplicate_object_ids += 1
+        self._example(str(object_id))
+
+    def _example(self, object_id: str) -> None:
+        """List a duplicate object_id by name, up to DUPLICATE_EXAMPLES distinct ones."""
         if len(self.duplicate_examples) < DUPLICATE_EXAMPLES \
                 and object_id not in self.duplicate_examples:
-            self.duplicate_examples.append(str(object_id))
+            self.duplicate_examples.append(object_id)
 
     def merged(self, n_light_curves: int) -> None:
         self.light_curves_merged += int(n_light_curves)
@@ -80,9 +84,7 @@ class IngestReport:
         self.files_rejected.extend(other.files_rejected)
         self.duplicate_object_ids += other.duplicate_object_ids
         for object_id in other.duplicate_examples:
-            if len(self.duplicate_examples) < DUPLICATE_EXAMPLES \
-                    and object_id not in self.duplicate_examples:
-                self.duplicate_examples.append(object_id)
+            self._example(object_id)
 
     @property
     def balanced(self) -> bool:
