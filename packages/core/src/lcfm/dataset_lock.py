@@ -47,20 +47,29 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path` and rename it over `path`, so a
+@contextmanager
+def atomic_file(path: Path) -> Iterator[str]:
+    """A temporary file beside `path` (mode as `open()` gives, not mkstemp's 0600) for the
+    caller to write; renamed over `path` when the block ends, deleted if it fails, so a
     reader sees the old content or the new, never part of it."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        os.close(fd)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` atomically (`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
 
 
 def read_marker(folder: Path) -> dict | None:

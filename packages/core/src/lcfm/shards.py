@@ -10,12 +10,11 @@ a reader never sees a half-written shard; they get the usual file mode (0644 und
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
-from lcfm.dataset_lock import SHARD_GLOB, file_mode, refuse_if_being_written
+from lcfm.dataset_lock import SHARD_GLOB, atomic_file, refuse_if_being_written
 from lcfm.exceptions import DataError, SchemaError
 from lcfm.schema import conform, make_frame
 
@@ -42,21 +41,10 @@ def row_group_rows(frame: pl.DataFrame) -> int:
 
 
 def write_frame_atomic(frame: pl.DataFrame, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())  # mkstemp creates 0600: shards are shared data
-    finally:
-        os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         frame.write_parquet(tmp, compression="zstd", statistics=True,
                             row_group_size=row_group_rows(frame))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 class ShardWriter:
