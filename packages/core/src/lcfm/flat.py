@@ -81,13 +81,12 @@ class FlatRows:
         lengths = np.array([len(r["time"]) for r in rows], dtype=np.int64)
         codes = []
         for r in rows:
-            band = np.asarray(r["band"]).astype(str)
-            for b in map(str, np.unique(band)):
+            present, inverse = np.unique(np.asarray(r["band"]).astype(str), return_inverse=True)
+            for b in map(str, present):
                 if b not in lookup:
                     lookup[b] = len(names)
                     names.append(b)
-            codes.append(np.array([lookup[b] for b in band], dtype=np.int16)
-                         if band.size < 64 else _codes(band, lookup))
+            codes.append(np.array([lookup[str(b)] for b in present], dtype=np.int16)[inverse])
         # per-row values that augmentations and encoders attach to row dicts: carried
         # along (a row without one gets the neutral value) so no collator loses them
         extras_keys = [k for k in ROW_EXTRAS if any(k in r for r in rows)]
@@ -133,11 +132,6 @@ class FlatRows:
         mapping (a one-line KeyError-free lookup through the codes)."""
         table = np.array([float(bands.get(n, np.nan)) for n in self.band_names], np.float32)
         return table[self.band] if self.band.size else np.zeros(0, np.float32)
-
-
-def _codes(band: np.ndarray, lookup: dict) -> np.ndarray:
-    names, inverse = np.unique(band, return_inverse=True)
-    return np.array([lookup[str(n)] for n in names], dtype=np.int16)[inverse]
 
 
 def segment_ids(offsets: np.ndarray) -> np.ndarray:

@@ -181,14 +181,13 @@ def label_ids(flat: FlatRows, label2id: Mapping[str, int], who: str,
     return ids
 
 
-def row_values(rows, flat: FlatRows, key: str, default: float) -> np.ndarray:
-    """(batch,) float64 per-row scalar `key`: a list row's own entry (e.g. the
-    `wavelength_scale` of the redshifting augmentation) or `flat.extras[key]`."""
-    if isinstance(rows, FlatRows):
-        values = flat.extras.get(key)
-        return (np.full(len(flat), default) if values is None
-                else np.asarray(values, dtype=np.float64))
-    return np.array([float(r.get(key, default)) for r in rows], dtype=np.float64)
+def row_values(flat: FlatRows, key: str, default: float) -> np.ndarray:
+    """(batch,) float64 per-row scalar `key` from `flat.extras` (e.g. the
+    `wavelength_scale` of the redshifting augmentation; `FlatRows.from_rows` carries a list
+    row's own entry there), `default` for a batch without it."""
+    values = flat.extras.get(key)
+    return (np.full(len(flat), default) if values is None
+            else np.asarray(values, dtype=np.float64))
 
 
 def first_bad_row(bad: np.ndarray, row: np.ndarray) -> int | None:

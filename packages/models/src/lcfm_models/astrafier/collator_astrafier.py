@@ -76,7 +76,7 @@ class AstrafierCollator(SeededCollator):
         # subtract in float64 before the float32 cast: BTJD/MJD days would lose minutes
         # ... and add the time-shift augmentation's offset (lcfm.augment) after re-zeroing,
         # which would otherwise cancel it
-        shift = row_values(rows, flat, "time_shift", 0.0)[windows.row]
+        shift = row_values(flat, "time_shift", 0.0)[windows.row]
         time = (time - windows.first(time)[windows.row] + shift).astype(np.float32)
         width = self.max_length if self.pad_to_max_length else None
         batch = {"values": torch.from_numpy(windows.pad(value.astype(np.float32), np.float32,

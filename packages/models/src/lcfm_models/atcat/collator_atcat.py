@@ -76,7 +76,7 @@ class AtcatCollator(SeededCollator):
         super().__init__(seed)
 
     # ---------------------------------------------------------------- points
-    def _points(self, rows, flat: FlatRows) -> tuple[Windows, dict[str, np.ndarray]]:
+    def _points(self, flat: FlatRows) -> tuple[Windows, dict[str, np.ndarray]]:
         """The kept points of every row (see module docstring), flat in kept order."""
         require_points(flat, WHO)
         keep = self.config.max_length
@@ -104,11 +104,11 @@ class AtcatCollator(SeededCollator):
                             f"{flat.band_names[codes[k]]!r} has no wavelength; known bands: "
                             f"{', '.join(self.bands)}")
         # the redshifting augmentation (lcfm.augment, ATCAT sect. 2.1.2) scales wavelengths
-        wavelength *= row_values(rows, flat, "wavelength_scale", 1.0).astype(
+        wavelength *= row_values(flat, "wavelength_scale", 1.0).astype(
             np.float32)[windows.row]
         # the time-shift augmentation (ATCAT sect. 2.1.2) moves the window's first point
         # from t = 0 to t = offset; added after re-zeroing, which would otherwise cancel it
-        shift = row_values(rows, flat, "time_shift", 0.0)[windows.row]
+        shift = row_values(flat, "time_shift", 0.0)[windows.row]
         times = (time - windows.first(time)[windows.row] + shift).astype(np.float32)
         return windows, {"times": times, "flux": value, "flux_err": error,
                          "wavelength": wavelength}
@@ -163,7 +163,7 @@ class AtcatCollator(SeededCollator):
     # ---------------------------------------------------------------- batch
     def __call__(self, rows: Sequence[Mapping] | FlatRows) -> dict[str, torch.Tensor]:
         flat = as_flat(rows, WHO, need_band=True)
-        windows, points = self._points(rows, flat)
+        windows, points = self._points(flat)
         if self.task == "pretrain":
             batch = self._pack_for_prediction(windows, points)
         else:  # every valid token is a point: no token_type
