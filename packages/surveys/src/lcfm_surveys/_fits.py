@@ -151,15 +151,12 @@ def header_int(header: fits.Header, key: str, missing: int = -1) -> int:
 
 # ---- options -------------------------------------------------------------------------------
 def option_bool(survey: str, name: str, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", "none", ""):
+    """`lcfm.preprocess.option_flag`, where "none" also means false."""
+    from lcfm.preprocess import option_flag
+
+    if str(value).strip().lower() == "none":
         return False
-    raise ConfigError(f"survey {survey!r}: option {name}={value!r} is not a boolean "
-                      "(use true or false)")
+    return option_flag(survey, name, value)
 
 
 def option_float(survey: str, name: str, value, *, positive: bool = True) -> float:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from lcfm.exceptions import ConfigError
-from lcfm.preprocess import drop_nonfinite, error_range, min_points, sort_by_time
+from lcfm.preprocess import drop_nonfinite, error_range, min_points, option_flag, sort_by_time
 from lcfm.survey import Step, SurveyPlugin
 
 from lcfm_surveys.elasticc.alerts import AlertParquetReader
@@ -98,7 +98,7 @@ class ElasticcSurvey(SurveyPlugin):
         o["no_alert"] = _choice("no_alert", o["no_alert"], ("keep", "reject"))
         o["code_scheme"] = _choice("code_scheme", o["code_scheme"], CODE_SCHEMES)
         for key in ("trim_after_last_detection", "drop_saturated", "include_forced"):
-            o[key] = _boolean(key, o[key])
+            o[key] = option_flag("elasticc", key, o[key])
         quantiles = _number("metadata_quantiles", o["metadata_quantiles"])
         if quantiles < 2 or not float(quantiles).is_integer():
             raise ConfigError(f"survey 'elasticc': metadata_quantiles must be an integer "
@@ -174,13 +174,3 @@ def _choice(name: str, value, choices: tuple[str, ...]) -> str:
     return text
 
 
-def _boolean(name: str, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"survey 'elasticc': option {name}={value!r} is not a boolean "
-                      "(use true or false)")
