@@ -37,13 +37,12 @@ import numpy as np
 import torch
 from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
-from lcfm.flat import FlatRows, segment_ids
+from lcfm.flat import FlatRows
 
 from ..collator_flat import (
     Windows,
     as_flat,
     describe,
-    first_bad_row,
     is_kind,
     label_ids,
     object_uniforms,
@@ -143,8 +142,9 @@ class AstromerCollator(SeededCollator):
 def _check_finite(flat: FlatRows) -> None:
     """Every time and value of a row must be finite (checked on the whole row)."""
     bad = ~np.isfinite(flat.time) | ~np.isfinite(flat.value)
-    row = first_bad_row(bad, segment_ids(flat.offsets))
-    if row is not None:
+    hits = np.flatnonzero(bad)
+    if hits.size:  # the row of the first bad point, without a row id for every point
+        row = int(np.searchsorted(flat.offsets, hits[0], side="right")) - 1
         count = int(bad[flat.offsets[row]:flat.offsets[row + 1]].sum())
         raise DataError(f"{WHO}: {describe(flat, row)} has {count} non-finite time or "
                         f"value(s)")
