@@ -134,24 +134,31 @@ class ShardIndex:
             table = self.read_block(block, ["object_id", "survey", "label", "time", "value"])
             if wanted is not None:
                 table = table.take(pa.array(local - self.starts[block]))
-            # the same Polars kernels as data_fingerprint, so the sums agree to the bit
-            parts.append(pl.from_arrow(table).select(
-                pl.col("object_id").cast(pl.Utf8), pl.col("survey").cast(pl.Utf8),
-                pl.col("label").cast(pl.Utf8).fill_null(""),
-                pl.col("time").list.len().cast(pl.Int64).alias("n"),
-                pl.col("time").list.sum().cast(pl.Float64).alias("t"),
-                pl.col("value").list.sum().cast(pl.Float64).alias("v")))
-        summary = pl.concat(parts).sort(["object_id", "survey", "label", "n", "t", "v"],
-                                        nulls_last=True)
-        digest = hashlib.sha256()
-        for column in ("object_id", "survey", "label"):
-            digest.update("\0".join(summary[column].to_list()).encode() + b"\1")
-        for column in ("n", "t", "v"):
-            digest.update(np.ascontiguousarray(summary[column].fill_null(0).to_numpy())
-                          .tobytes())
-        points = int(summary["n"].sum() or 0)
-        return (f"{summary.height} light curves, {points} points, "
-                f"sha256 {digest.hexdigest()[:16]}")
+            parts.append(pl.from_arrow(table).select(fingerprint_columns()))
+        return summary_fingerprint(pl.concat(parts))
+
+
+def fingerprint_columns() -> list[pl.Expr]:
+    """Per light curve: object_id, survey, label, point count `n`, sums `t` of time and `v`
+    of value (what `summary_fingerprint` digests)."""
+    return [pl.col("object_id").cast(pl.Utf8), pl.col("survey").cast(pl.Utf8),
+            pl.col("label").cast(pl.Utf8).fill_null(""),
+            pl.col("time").list.len().cast(pl.Int64).alias("n"),
+            pl.col("time").list.sum().cast(pl.Float64).alias("t"),
+            pl.col("value").list.sum().cast(pl.Float64).alias("v")]
+
+
+def summary_fingerprint(summary: pl.DataFrame) -> str:
+    """SHA-256 over the `fingerprint_columns` of every light curve, in a canonical order:
+    the one digest of `ShardIndex.fingerprint` and `lcfm.engine.checkpoint.data_fingerprint`."""
+    summary = summary.sort(["object_id", "survey", "label", "n", "t", "v"], nulls_last=True)
+    digest = hashlib.sha256()
+    for column in ("object_id", "survey", "label"):
+        digest.update("\0".join(summary[column].to_list()).encode() + b"\1")
+    for column in ("n", "t", "v"):
+        digest.update(np.ascontiguousarray(summary[column].fill_null(0).to_numpy()).tobytes())
+    points = int(summary["n"].sum() or 0)
+    return f"{summary.height} light curves, {points} points, sha256 {digest.hexdigest()[:16]}"
 
 
 def _flatten(table: pa.Table, name: str, dtype) -> np.ndarray:

@@ -18,7 +18,6 @@ the model is in the output folder, and a finished run has nothing left to resume
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from lcfm.exceptions import ConfigError, DataError, RunMismatchError
+from lcfm.stream import fingerprint_columns, summary_fingerprint
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.json"
@@ -60,34 +60,21 @@ def data_fingerprint(frame: pl.DataFrame) -> str:
     bytes (the frame is in memory already), ignores shard names and row order (a re-written
     or moved copy of the same data matches), and changes when an object, a label, a point
     or a preprocessing choice changes."""
-    summary = pl.DataFrame({
-        "object_id": frame["object_id"].cast(pl.Utf8),
-        "survey": frame["survey"].cast(pl.Utf8),
-        "label": frame["label"].cast(pl.Utf8).fill_null(""),
-        "n": frame["time"].list.len().cast(pl.Int64),
-        "t": frame["time"].list.sum().cast(pl.Float64),
-        "v": frame["value"].list.sum().cast(pl.Float64),
-    }).sort(["object_id", "survey", "label", "n", "t", "v"], nulls_last=True)
-    digest = hashlib.sha256()
-    for column in ("object_id", "survey", "label"):
-        digest.update("\0".join(summary[column].to_list()).encode() + b"\1")
-    for column in ("n", "t", "v"):
-        digest.update(np.ascontiguousarray(summary[column].fill_null(0).to_numpy()).tobytes())
-    points = int(summary["n"].sum() or 0)
-    return f"{frame.height} light curves, {points} points, sha256 {digest.hexdigest()[:16]}"
+    return summary_fingerprint(frame.select(fingerprint_columns()))
 
 
-def run_record(args, fields: tuple[str, ...], *, model_type: str, frame: pl.DataFrame
-               ) -> dict:
+def run_record(args, fields: tuple[str, ...], *, model_type: str, data: str) -> dict:
     """What identifies a training run: the model (name or absolute folder, model_type,
-    config overrides), the data fingerprint and the `fields` of `args` that shape training.
+    config overrides), the data fingerprint `data` (`data_fingerprint`, or
+    `ShardIndex.fingerprint` for streamed data) and the `fields` of `args` that shape
+    training.
     Stored in every checkpoint; JSON-normalised so it compares equal after a round trip."""
     model = str(args.model)
     if Path(model).exists():  # a checkpoint folder: the same folder however it is spelled
         model = str(Path(model).resolve())
     record = {"model": model, "model_type": model_type,
               "config_overrides": dict(args.config_overrides),
-              "data": data_fingerprint(frame)}
+              "data": data}
     record.update({name: getattr(args, name) for name in fields})
     return json.loads(json.dumps(record, default=str))
 

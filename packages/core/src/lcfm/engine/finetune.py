@@ -59,7 +59,6 @@ from lcfm.engine.predict import predict_frame
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.losses import class_weights, classification_loss
 from lcfm.metrics import classification_report
-from lcfm.schema import empty_frame
 from lcfm.splits import few_shot_subset, stratified_object_split
 from lcfm.stream import EpochPlan, ShardIndex, read_frame, value_sample
 from lcfm.survey_info import survey_context
@@ -260,10 +259,10 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
     cadence = Cadence.of(args.max_steps, args.eval_every, args.checkpoint_every,
                          evaluations=FINETUNE_EVALUATIONS)
     state = {"step": 0, "history": [], "validation": [], "best_f1": -1.0, "best_step": 0,
-             "stale": 0, "run": run_record(args, FINETUNE_RUN_FIELDS, frame=empty_frame(),
-                                           model_type=config.model_type)}
-    # the fingerprint of the run's rows, computed without their sequences in memory
-    state["run"]["data"] = index.fingerprint(np.concatenate([_rows(p) for p in parts.values()]))
+             "stale": 0, "run": run_record(
+                 args, FINETUNE_RUN_FIELDS, model_type=config.model_type,
+                 # the fingerprint of the run's rows, without their sequences in memory
+                 data=index.fingerprint(np.concatenate([_rows(p) for p in parts.values()])))}
     if args.resume:  # refuses a checkpoint of another model, data or settings, in one line
         state = load_checkpoint(accelerator, output, state["run"])
     best_dir = output / "best"

@@ -68,7 +68,6 @@ from lcfm.engine.metadata import fit_encoder, metadata_key, save_encoder
 from lcfm.engine.save import save_model_atomically
 from lcfm.exceptions import ConfigError, DataError, ModelFolderError
 from lcfm.registry import find_model_configuration, get_survey
-from lcfm.schema import empty_frame
 from lcfm.stream import EpochPlan, ShardIndex, value_sample
 
 SIMULATED_FALLBACK = 512
@@ -284,8 +283,8 @@ def pretrain(args: PretrainArgs) -> dict:
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, args.max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    run = run_record(args, RUN_FIELDS, model_type=config.model_type, frame=empty_frame())
-    run["data"] = index.fingerprint()  # the same fingerprint, without the sequences in memory
+    # the data fingerprint, computed without the sequences in memory
+    run = run_record(args, RUN_FIELDS, model_type=config.model_type, data=index.fingerprint())
     state = {"step": 0, "history": [], "validation": [], "run": run}
     if args.resume:
         state = load_checkpoint(accelerator, output, run)
