@@ -118,7 +118,8 @@ def merge_parts(parts: list[pl.DataFrame]) -> Merged:
     if table.height == 0:
         return Merged([], np.zeros((0, 0)), np.zeros(0, np.int64), np.zeros(0, np.int64), [])
     ids = table["object_id"].to_numpy()
-    objects, sums, _ = object_sums(ids, np.asarray(table["sums"].to_list(), np.float64))
+    sums = table["sums"].explode().to_numpy().astype(np.float64).reshape(table.height, -1)
+    objects, sums, _ = object_sums(ids, sums)
     _, counts, _ = object_sums(ids, np.stack([table["n_rows"].to_numpy(),
                                               table["n_observations_used"].to_numpy()], 1))
     labels = (table.select("object_id", "label").group_by("object_id", maintain_order=True)
@@ -155,6 +156,7 @@ class CatalogRun:
         self.key = dict(self.key, shards=shard_signature(paths))
         self.started = time.perf_counter()
         self.resumed: list[str] = []
+        self._read: dict[str, list[pl.DataFrame]] = {}  # parts by suffix, read once
         if self.ranks.is_main:
             self._prepare(paths)
         self.ranks.wait()  # the manifest exists before any rank reads it
@@ -220,8 +222,10 @@ class CatalogRun:
         if missing:
             raise DataError(f"{self.folder}: parts {missing} are missing after every rank "
                             "finished (removed by another run?); rerun the command")
-        return [pl.read_parquet(self.part_path(u, suffix)) for u in self.units
-                if self.part_path(u, suffix).exists()]
+        if suffix not in self._read:
+            self._read[suffix] = [pl.read_parquet(self.part_path(u, suffix))
+                                  for u in self.units if self.part_path(u, suffix).exists()]
+        return self._read[suffix]
 
     def summary(self, merged: Merged, catalog: Path, **extra) -> dict:
         """Counts and speed of the run, for `<catalog stem>.json`."""

@@ -71,10 +71,6 @@ class WindowedRows(torch.utils.data.Dataset):
                            minlength=self.n_rows).astype(np.int64)
 
 
-def _config(model):
-    return model.config  # a peft wrapper forwards `config` to the adapted model
-
-
 @dataclass
 class RowPredictions:
     """Per light curve: `passes` (passes, rows, classes) window-aggregated probabilities of
@@ -115,7 +111,8 @@ def predict_frame(model, plugin, frame: pl.DataFrame, collate, n_classes: int,
                           "a positive number of passes")
     model.eval()
     device = next(model.parameters()).device
-    windows = WindowedRows(LightCurveDataset(frame), plugin.inference_window(_config(model)))
+    # a peft wrapper forwards `config` to the adapted model
+    windows = WindowedRows(LightCurveDataset(frame), plugin.inference_window(model.config))
     if mc_samples:
         enable_mc_dropout(model, plugin)
         torch.manual_seed(seed)
@@ -161,9 +158,3 @@ def object_sums(object_ids, values: np.ndarray) -> tuple[list[str], np.ndarray, 
     return (unique[order].tolist(), sums[order].reshape((unique.size, *values.shape[1:])),
             counts[order])
 
-
-def per_object(object_ids, values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Average rows of the same object (bands, quarters, sectors) into one vector, keeping
-    the first-seen order of objects. `object_ids`: one id per row of `values`."""
-    objects, sums, counts = object_sums(object_ids, values)
-    return objects, sums / counts.reshape((-1,) + (1,) * (sums.ndim - 1))
