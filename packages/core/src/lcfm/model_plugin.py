@@ -106,6 +106,19 @@ class ModelPlugin:
         before each batch, which makes runs resumable with identical batches."""
         raise NotImplementedError
 
+    def finetune_loss(self, model: torch.nn.Module, outputs, labels: torch.Tensor,
+                      batch: Mapping, *, recipe, class_weights: torch.Tensor | None
+                      ) -> torch.Tensor | None:
+        """The model's own fine-tuning objective, or None for the engine's generic loss
+        (`lcfm.losses.classification_loss` with the recipe's loss name).
+
+        `outputs` is the classification model's forward output on `batch`, `labels` the
+        class ids (batch,), `recipe` the resolved recipe (`lcfm.recipes.Recipe`), whose
+        loss fields say what to combine. A plugin overrides this where its paper trains a
+        composite objective (ATCAT: log-loss + soft F1, early-detection loss, "unsure"
+        target, L1 on metadata)."""
+        return None
+
     def inference_window(self, config: PreTrainedConfig) -> int | None:
         """How many observations one model input holds when the collator runs with
         `train=False` (it keeps the first ones and drops the rest), or None when a light
