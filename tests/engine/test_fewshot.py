@@ -131,3 +131,36 @@ def test_cli_reports_a_bad_spc_in_one_line(lcfm_cli, macho, tmp_path):
     code, _, err = lcfm_cli("fewshot", "--data", macho, "--model", "astromer-v2",
                             "--output", tmp_path / "o", "--spc", "20,x")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--spc" in err
+
+
+def test_adapt_steps_pretrain_from_the_checkpoint_then_classify(macho, tmp_path):
+    """Astromer 2's first downstream stage: reconstruction fine-tuning on each scenario's
+    training objects, from the given checkpoint, before the classifier."""
+    from lcfm.engine.pretrain import PretrainArgs, pretrain
+
+    tiny = dict(get_model("astromer").tiny)
+    source = tmp_path / "pretrained"
+    pretrain(PretrainArgs(survey="macho", output=source, data=macho, model="astromer-v2",
+                          max_steps=2, batch_size=8, workers=0, progress=False,
+                          config_overrides=tiny))
+    with pytest.raises(ConfigError, match="--adapt-steps 2 with --model astromer-v2"):
+        fewshot(FewShotArgs(data=macho, model="astromer-v2", output=tmp_path / "x",
+                            adapt_steps=2))
+    out = tmp_path / "out"
+    report = fewshot(FewShotArgs(
+        data=macho, model=str(source), output=out, spc=[2], folds=1,
+        test_per_class=TEST_PER_CLASS, adapt_steps=2, max_steps=STEPS, eval_every=STEPS,
+        batch_size=8, workers=0, progress=False))
+    (result,) = report["results"]
+    assert report["adapt_steps"] == 2 and result["adapted_from"] == str(source)
+    adapted = out / "spc-2" / "fold-0" / "adapted"
+    metrics = json.loads((adapted / "metrics.json").read_text())
+    assert metrics["init"]["folder"] == str(source.resolve()) and metrics["steps"] == 2
+    # the adaptation saw exactly the scenario's distinct training objects
+    adapt_ids = set(pl.read_parquet(out / "spc-2" / "fold-0" / "adapt-data").get_column(
+        "object_id").to_list())
+    assert adapt_ids == set(result["train_ids"])
+    assert not adapt_ids & set(result["test_ids"])
+    # and the classifier starts from the adapted weights, not the original checkpoint
+    run = json.loads((out / "spc-2" / "fold-0" / "metrics.json").read_text())
+    assert str(adapted) in json.dumps(run)

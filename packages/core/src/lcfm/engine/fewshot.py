@@ -16,14 +16,21 @@ plot of test macro F1 against SPC with its spread over folds (`fewshot.png`).
 Differences from the paper, on purpose: a class never gives more than half of its objects
 to the test set (the published code fails on a class with fewer than 1000 objects), and
 without a validation fraction the best checkpoint is chosen on the training objects (the
-paper reports no validation set for the few-shot classifiers). The reconstruction
-adaptation stage before classification (Astromer 2's first downstream stage) is not run.
+paper reports no validation set for the few-shot classifiers).
+
+Astromer 2's first downstream stage, "we fine-tune the pretrained model on the
+reconstruction task using the labeled subset" (sect. 5.1), runs with `adapt_steps` > 0:
+per scenario, the distinct training objects are written to `<run>/adapt-data/` and
+`lcfm pretrain --init <model>` trains the masked-reconstruction objective on them for
+`adapt_steps` steps into `<run>/adapted/`, from which the classifier is then trained. The
+model must then be a pretrained checkpoint folder (a configuration name has no weights to
+adapt).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +39,10 @@ import polars as pl
 from lcfm.engine.evaluate import folder_output
 from lcfm.engine.finetune import FinetuneArgs, finetune_parts
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.options import option
+from lcfm.shards import write_frame_atomic
 from lcfm.splits import TEST_PER_CLASS, FewShotSplit, few_shot_split, take_objects
-from lcfm.stream import ShardIndex
+from lcfm.stream import ShardIndex, read_frame
 
 MODES = ("frozen", "full", "lora")
 #: Astromer 2 sect. 5.1 scenarios
@@ -43,28 +52,39 @@ RESULTS_FILE, PLOT_FILE = "fewshot.json", "fewshot.png"
 
 @dataclass
 class FewShotArgs:
-    data: Path
-    model: str
-    output: Path
-    spc: list[int] = field(default_factory=lambda: list(PAPER_SPC))
-    folds: int = 3
-    test_per_class: int = TEST_PER_CLASS
-    #: frozen: encoder frozen, MLP head trained (the paper's classifier); full; lora
-    mode: str = "frozen"
-    #: validation objects per class, as a fraction of spc (0: select on training objects)
-    validation_fraction: float = 0.0
-    max_steps: int = 500
-    batch_size: int = 32
-    lr_encoder: float = 1e-4
-    lr_head: float = 1e-3
-    patience: int = 5
-    #: evaluate every N steps (0: ten evaluations per run, see FinetuneArgs.eval_every)
-    eval_every: int = 0
-    lora_rank: int = 8
-    seed: int = 0
-    progress: bool = True
-    workers: int | None = None
-    config_overrides: dict = field(default_factory=dict)
+    data: Path = option(help="Folder of canonical shards with labeled light curves.")
+    model: str = option(help="Pretrained checkpoint folder (or a configuration name: the "
+                             "encoder then starts untrained).")
+    output: Path = option(help="Folder for fewshot.json, fewshot.png and one model per "
+                               "(spc, fold).")
+    spc: list[int] = option(default_factory=lambda: list(PAPER_SPC),
+                            help="Training samples per class, e.g. 20,100,500 (Astromer 2 "
+                                 "sect. 5.1); drawn with replacement when a class is short.")
+    folds: int = option(3, "Folds: each has its own balanced test set, disjoint from its "
+                           "training objects.")
+    test_per_class: int = option(TEST_PER_CLASS, "Test objects per class and fold (at most "
+                                                 "half of a class).")
+    mode: str = option("frozen", "Classifier: frozen encoder + MLP head (the paper's), full "
+                                 "fine-tuning, or LoRA adapters.", choices=MODES)
+    validation_fraction: float = option(0.0, "Validation objects per class as a fraction of "
+                                             "spc (0: select on the training objects).")
+    adapt_steps: int = option(0, "Reconstruction fine-tuning steps on each scenario's "
+                                 "training objects before classification (Astromer 2 "
+                                 "sect. 5.1; 0: skip).")
+    max_steps: int = option(500, "Classifier optimiser steps per scenario.")
+    batch_size: int = option(32, "Light curves per batch.")
+    lr_encoder: float = option(1e-4, "Encoder learning rate (full and LoRA modes).")
+    lr_head: float = option(1e-3, "Head learning rate.")
+    patience: int = option(5, "Early-stopping patience (evaluations).")
+    eval_every: int = option(0, "Evaluate every N steps (0: ten evaluations per run).")
+    lora_rank: int = option(8, "LoRA rank (mode lora).")
+    seed: int = option(0, "Seed of splits, sampling and training.")
+    progress: bool = option(True, "Progress bars.", cli=False)
+    workers: int | None = option(None, "DataLoader processes collating batches (default: "
+                                       "none on 1-2 cores).")
+    config_overrides: dict = option(default_factory=dict,
+                                    help="Model config override key=value (repeatable).",
+                                    flag="config")
 
 
 def parse_spc(text: str) -> list[int]:
@@ -88,11 +108,17 @@ def _check(args: FewShotArgs) -> None:
         raise ConfigError(f"--test-per-class {args.test_per_class}: must be at least 1")
     if not args.spc or min(args.spc) < 1:
         raise ConfigError(f"--spc {args.spc}: expected positive samples per class")
+    if int(args.adapt_steps) < 0:
+        raise ConfigError(f"--adapt-steps {args.adapt_steps}: must be 0 or more")
+    if args.adapt_steps and not (Path(args.model) / "config.json").is_file():
+        raise ConfigError(f"--adapt-steps {args.adapt_steps} with --model {args.model}: "
+                          "reconstruction adaptation needs a pretrained checkpoint folder")
 
 
-def _finetune_args(args: FewShotArgs, output: Path) -> FinetuneArgs:
+def _finetune_args(args: FewShotArgs, output: Path, model: str | None = None
+                   ) -> FinetuneArgs:
     return FinetuneArgs(
-        data=Path(args.data), model=args.model, output=output,
+        data=Path(args.data), model=model or args.model, output=output,
         freeze_encoder=args.mode == "frozen", lora=args.mode == "lora",
         lora_rank=args.lora_rank, max_steps=args.max_steps, batch_size=args.batch_size,
         lr_encoder=args.lr_encoder, lr_head=args.lr_head, patience=args.patience,
@@ -108,6 +134,27 @@ def scenario_parts(summaries: pl.DataFrame, split: FewShotSplit) -> dict[str, pl
     if parts["validation"].height == 0:
         parts["validation"] = take_objects(summaries, sorted(set(split.train_ids)))
     return parts
+
+
+def adapt(args: FewShotArgs, index: ShardIndex, summaries: pl.DataFrame,
+          split: FewShotSplit, run_dir: Path) -> Path:
+    """Astromer 2's reconstruction fine-tuning on one scenario's distinct training objects
+    (sect. 5.1), starting from `args.model`; returns the adapted checkpoint folder."""
+    from lcfm.engine.pretrain import PretrainArgs, pretrain
+
+    adapted = run_dir / "adapted"
+    if (adapted / "config.json").is_file() and (adapted / "metrics.json").is_file():
+        return adapted  # a finished adaptation of an interrupted few-shot run
+    rows = take_objects(summaries, sorted(set(split.train_ids)))["row"].to_numpy()
+    frame = read_frame(index, rows)
+    data_dir = run_dir / "adapt-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_frame_atomic(frame, data_dir / "part-00000.parquet")
+    pretrain(PretrainArgs(survey=str(frame["survey"][0]), output=adapted, data=data_dir,
+                          init=Path(args.model), max_steps=int(args.adapt_steps),
+                          batch_size=args.batch_size, seed=args.seed,
+                          progress=args.progress, workers=args.workers))
+    return adapted
 
 
 def fewshot(args: FewShotArgs) -> dict:
@@ -128,8 +175,10 @@ def fewshot(args: FewShotArgs) -> dict:
                                    validation_fraction=args.validation_fraction,
                                    seed=args.seed)
             run_dir = output / f"spc-{spc}" / f"fold-{fold}"
-            run = finetune_parts(_finetune_args(args, run_dir), scenario_parts(summaries, split),
-                                 run_dir, index=index)
+            model = (str(adapt(args, index, summaries, split, run_dir))
+                     if args.adapt_steps else None)
+            run = finetune_parts(_finetune_args(args, run_dir, model),
+                                 scenario_parts(summaries, split), run_dir, index=index)
             test = run.get("test") or {}
             results.append({
                 "spc": spc, "fold": fold,
@@ -145,10 +194,12 @@ def fewshot(args: FewShotArgs) -> dict:
                 "train_ids": split.train_ids, "validation_ids": split.validation_ids,
                 "test_ids": split.test_ids,
                 "test_light_curves": run.get("test_light_curves"),
+                "adapted_from": args.model if args.adapt_steps else None,
                 "model_dir": str(run_dir)})
     report = {
         "protocol": "Astromer 2 sect. 5.1 few-shot classification",
         "model": args.model, "mode": args.mode, "spc": list(args.spc), "folds": args.folds,
+        "adapt_steps": args.adapt_steps,
         "test_per_class": args.test_per_class, "seed": args.seed,
         # objects without a label take no part in any scenario
         "unlabeled_light_curves_unused": unlabeled,
@@ -206,5 +257,5 @@ def plot_fewshot(summary: list[dict], results: list[dict], path: Path, title: st
     return Path(path)
 
 
-__all__ = ["FewShotArgs", "MODES", "PAPER_SPC", "fewshot", "parse_spc", "plot_fewshot",
+__all__ = ["FewShotArgs", "MODES", "PAPER_SPC", "adapt", "fewshot", "parse_spc", "plot_fewshot",
            "scenario_parts", "summarise"]
