@@ -63,6 +63,9 @@ class ModelPlugin:
         if cls.pretraining_class is not None:
             AutoModelForPreTraining.register(cls.config_class, cls.pretraining_class,
                                              exist_ok=True)
+        from lcfm.processing import register_feature_extractor
+
+        register_feature_extractor(cls.config_class)  # AutoFeatureExtractor / AutoProcessor
 
     def make_config(self, name: str | None = None, **overrides) -> PreTrainedConfig:
         name = name or self.default_configuration

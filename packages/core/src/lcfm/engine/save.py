@@ -6,7 +6,9 @@ trained head as a module to save), the weights it adapts to OUTPUT/base, and, wi
 `--merge-lora`, the merged model to OUTPUT/merged.
 
 Every final save goes through `save_model_atomically`: a run killed while saving leaves no
-folder that looks complete (issue 9: "a folder with config.json but no weights").
+folder that looks complete (issue 9: "a folder with config.json but no weights"), and every
+model folder gets the model's processor, `preprocessor_config.json` (`lcfm.processing`;
+issue 13: "preprocessing travels with the weights").
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lcfm.engine.loading import (
     load_pretrained,
     plugin_for_model_type,
 )
+from lcfm.processing import save_processor
 
 #: the files whose presence says "this folder holds a model": written last, removed first
 MARKERS = (CONFIG, ADAPTER_CONFIG)
@@ -43,6 +46,7 @@ def save_model_atomically(model, folder: Path) -> Path:
     staging = folder / ".saving.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, safe_serialization=True)
+    save_processor(model, staging)  # preprocessor_config.json: preprocessing travels along
     umask = os.umask(0)
     os.umask(umask)
     new = [p for p in staging.iterdir() if p.is_file()]
