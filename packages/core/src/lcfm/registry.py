@@ -134,7 +134,12 @@ def model_names() -> list[str]:
 
 
 def get_survey(name: str):
-    """The survey plugin instance registered as `name` (e.g. "macho")."""
+    """The survey plugin instance registered as `name` (e.g. "macho"); names joined by "+"
+    ("kepler+tess_qlp") give the survey of a combined dataset (`lcfm.combined`)."""
+    if "+" in str(name):
+        from lcfm.combined import combined_survey
+
+        return combined_survey([name])
     return _instance(SURVEY_GROUP, name)
 
 
