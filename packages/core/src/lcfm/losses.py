@@ -1,8 +1,12 @@
 """Classification losses: class-weighted cross-entropy (ASTRAFier sect. 5,
 w_c = N_total / N_c), soft F1 (ATCAT sect. 2.3.2) and focal loss (ATCAT sect. 2.7, with
-the weight detached from the gradient as the paper found best)."""
+the weight detached from the gradient as the paper found best), alone or as a weighted sum
+(ATCAT sect. 3.5.4: log-loss + soft F1), with label smoothing on the cross-entropies
+(ATCAT sect. 2.7, after Szegedy et al. 2015 sect. 7)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -39,12 +43,58 @@ def focal_loss(logits: torch.Tensor, labels: torch.Tensor, gamma: float = 0.5) -
     return -(weight * log_q).mean()
 
 
-def classification_loss(name: str, logits, labels, weights: torch.Tensor | None = None):
+def check_loss(spec, *, where: str = "--loss", allow_model: bool = False) -> None:
+    """A loss name of LOSSES, {name: weight, ...} of them, or (`allow_model`) "model"."""
+    if allow_model and spec == "model":
+        return
+    terms = dict(spec) if isinstance(spec, Mapping) else {spec: 1.0}
+    unknown = [str(name) for name in terms if name not in LOSSES]
+    if unknown or not terms:
+        extra = ', or "model"' if allow_model else ""
+        raise ConfigError(f"{where} {spec!r}: unknown loss {', '.join(unknown) or '(none)'};"
+                          f" losses: {', '.join(LOSSES)}{extra}")
+    bad = [name for name, w in terms.items() if not isinstance(w, (int, float)) or w < 0]
+    if bad:
+        raise ConfigError(f"{where} {spec!r}: weights must be non-negative numbers")
+
+
+def parse_loss(text: str) -> str | dict[str, float]:
+    """`ce+soft_f1` or `ce:1,soft_f1:0.5` -> {name: weight}; a single name stays a name."""
+    text = str(text).strip()
+    if "+" not in text and "," not in text and ":" not in text:
+        return text
+    terms = {}
+    for part in text.replace("+", ",").split(","):
+        name, _, weight = part.strip().partition(":")
+        try:
+            terms[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"--loss {text!r}: weight {weight!r} is not a number") from None
+    return terms
+
+
+def combined_loss(spec, logits, labels, weights: torch.Tensor | None = None, *,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """The weighted sum of the losses `spec` names (a name or {name: weight})."""
+    terms = dict(spec) if isinstance(spec, Mapping) else {spec: 1.0}
+    total = None
+    for name, weight in terms.items():
+        if not weight:
+            continue
+        value = classification_loss(name, logits, labels, weights,
+                                    label_smoothing=label_smoothing)
+        total = weight * value if total is None else total + weight * value
+    return total if total is not None else logits.sum() * 0.0
+
+
+def classification_loss(name: str, logits, labels, weights: torch.Tensor | None = None, *,
+                        label_smoothing: float = 0.0):
     if name == "weighted_ce":
         return F.cross_entropy(logits, labels, weight=None if weights is None
-                               else weights.to(logits.device, logits.dtype))
+                               else weights.to(logits.device, logits.dtype),
+                               label_smoothing=label_smoothing)
     if name == "ce":
-        return F.cross_entropy(logits, labels)
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     if name == "soft_f1":
         return soft_f1_loss(logits, labels)
     if name == "focal":
