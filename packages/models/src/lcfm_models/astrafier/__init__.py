@@ -20,6 +20,7 @@ from .modeling_astrafier import (
     AstrafierModel,
     AstrafierPreTrainedModel,
 )
+from .recipes_astrafier import DEFAULT_RECIPE, RECIPES
 
 
 class AstrafierPlugin(ModelPlugin):
@@ -44,6 +45,9 @@ class AstrafierPlugin(ModelPlugin):
         },
     }
     default_configuration = "astrafier"
+    #: training recipes of the paper(s) and the default per (configuration, stage)
+    recipes = RECIPES
+    default_recipe = DEFAULT_RECIPE
     tiny = {
         "hidden_size": 16, "num_blocks": 1, "lstm_num_layers": 2, "lstm_hidden_size": 16,
         "projection_size": 32, "num_attention_heads": 2, "feed_forward_size": 32,

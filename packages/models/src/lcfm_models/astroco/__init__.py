@@ -23,6 +23,7 @@ from lcfm_models.astroco.modeling_astroco import (
     AstroCoSelfAttention,
     AstroCoSequenceClassifierOutput,
 )
+from lcfm_models.astroco.recipes_astroco import DEFAULT_RECIPE, RECIPES
 
 
 class AstroCoPlugin(ModelPlugin):
@@ -41,6 +42,9 @@ class AstroCoPlugin(ModelPlugin):
         "astroco-l": {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 4},
     }
     default_configuration = "astroco-s"
+    #: training recipes of the paper(s) and the default per (configuration, stage)
+    recipes = RECIPES
+    default_recipe = DEFAULT_RECIPE
     # Even kernel (8) so that tests exercise the asymmetric "same" padding of K=32.
     tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
             "conv_kernel_size": 8, "max_length": 64}

@@ -37,6 +37,7 @@ from .modeling_astromer import (
     time_positional_encoding,
     uncertainty_weights,
 )
+from .recipes_astromer import DEFAULT_RECIPE, RECIPES
 
 #: Astromer 1 (sect. 2): 2 blocks, FFN 128 tanh, no residual path, zero-masking, eq. 4 loss.
 ASTROMER_V1 = dict(
@@ -67,6 +68,9 @@ class AstromerPlugin(ModelPlugin):
     classification_class = AstromerForSequenceClassification
     configurations = {"astromer-v1": ASTROMER_V1, "astromer-v2": ASTROMER_V2}
     default_configuration = "astromer-v2"
+    #: training recipes of the paper(s) and the default per (configuration, stage)
+    recipes = RECIPES
+    default_recipe = DEFAULT_RECIPE
     tiny = dict(
         window_size=32, hidden_size=16, num_attention_heads=2, num_hidden_layers=2,
         intermediate_size=32, residual_projection=True, mask_token=True,

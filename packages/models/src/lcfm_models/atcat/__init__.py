@@ -26,6 +26,7 @@ from .modeling_atcat import (
     AtcatPreTrainedModel,
     AtcatSequenceClassifierOutput,
 )
+from .recipes_atcat import DEFAULT_RECIPE, RECIPES
 from .scaling_atcat import (
     mixture_components_from_flux,
     mixture_in_flux_space,
@@ -57,6 +58,9 @@ class AtcatPlugin(ModelPlugin):
         },
     }
     default_configuration = "atcat"
+    #: training recipes of the paper(s) and the default per (configuration, stage)
+    recipes = RECIPES
+    default_recipe = DEFAULT_RECIPE
     tiny = {
         "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2,
         "attention_dim": 16, "intermediate_size": 64, "local_attention_days": [1.0, 10.0],
