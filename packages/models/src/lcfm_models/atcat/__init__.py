@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import torch
+from lcfm.exceptions import ConfigError
 from lcfm.model_plugin import ModelPlugin
 
 from .attention_atcat import AtcatAttention
 from .collator_atcat import AtcatCollator
 from .configuration_atcat import AtcatConfig
+from .embeddings_atcat import POINT
 from .modeling_atcat import (
     AtcatForNextValuePrediction,
     AtcatForSequenceClassification,
@@ -43,6 +46,8 @@ class AtcatPlugin(ModelPlugin):
                    "pretraining, early classification, optional metadata token")
     paper = ("Tung, ATCAT: Astronomical Timeseries CAusal Transformer (2025), sect. 2.2-2.7")
     causal = True
+    #: the parts of the last `finetune_loss` (name -> detached scalar tensor), for logging
+    last_loss_terms: dict | None = None
     encodes_wavelength = True  # sect. 2.2.1: band -> central wavelength
     config_class = AtcatConfig
     base_model_class = AtcatModel
@@ -79,6 +84,46 @@ class AtcatPlugin(ModelPlugin):
         attention = [m for m in model.modules()
                      if isinstance(m, AtcatAttention) and m.dropout > 0]
         return super().mc_dropout_modules(model) + attention
+
+    def finetune_loss(self, model, outputs, labels, batch, *, recipe, class_weights):
+        """ATCAT's own objective (sect. 2.3.2, 2.6, 2.7, 2.2.2; `losses_atcat.atcat_objective`
+        with the weights and switches of the model's `AtcatConfig`) when the recipe's loss is
+        "model"; None (the engine's generic loss) for any other loss.
+
+        `outputs`: the forward output of `model` on `batch` in training mode (with
+        `early_classification` it carries the step logits); `labels` (batch,) class ids;
+        `recipe.label_smoothing`, when set above 0, overrides `config.label_smoothing`;
+        `class_weights` (classes,) are the w_{x,y} of sect. 2.3.2, ignored when the recipe
+        samples balanced batches (the paper's setting, where none are needed). The parts of
+        the last loss (detached tensors) are kept in `self.last_loss_terms` for logging."""
+        if getattr(recipe, "loss", "model") != "model":
+            return None
+        classifier = next((m for m in model.modules()
+                           if isinstance(m, AtcatForSequenceClassification)), None)
+        if classifier is None:
+            raise ConfigError(f"ATCAT objective: {type(model).__name__} holds no "
+                              "AtcatForSequenceClassification")
+        config = classifier.config
+        full = outputs.logits  # (batch, C), then the "unsure" logit: (batch, C + 1)
+        step_full = outputs.step_logits  # (batch, time, C) or None
+        if outputs.unsure_logits is not None:
+            full = torch.cat([full, outputs.unsure_logits.unsqueeze(-1)], dim=-1)
+            if step_full is not None:
+                step_full = torch.cat([step_full, outputs.step_unsure_logits.unsqueeze(-1)],
+                                      dim=-1)
+        if config.early_classification and step_full is None:
+            raise ConfigError("AtcatConfig.early_classification: the outputs have no "
+                              "step_logits; run the forward in training mode")
+        kinds = AtcatModel.resolve_token_type(batch["flux"], batch.get("attention_mask"),
+                                              batch.get("token_type"))
+        smoothing = getattr(recipe, "label_smoothing", None)
+        weights = None if getattr(recipe, "balanced", False) else class_weights
+        terms = classifier.objective(
+            full, labels, step_full=step_full, point_mask=kinds == POINT,
+            class_weights=weights,
+            label_smoothing=float(smoothing) if smoothing else None)
+        self.last_loss_terms = terms.as_dict()
+        return terms.total
 
     def collator(self, config: AtcatConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,

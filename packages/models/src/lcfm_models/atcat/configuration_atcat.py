@@ -69,16 +69,31 @@ class AtcatConfig(PreTrainedConfig):
     Metadata token (sect. 2.2.2): `metadata_dim` floats (quantile-transformed features with
     their NaN/inf indicators already included), taken from row["meta"][`metadata_key`] by the
     collator; embedded by a linear map plus a residual linear -> LeakyReLU -> linear branch;
-    `metadata_l1` weights the L1 penalty on both input maps ("slight"; value ours).
+    `metadata_l1` = 1e-6 multiplies sum |W| of both input maps, added to every loss
+    (sect. 2.2.2 "a slight L1 penalty"; the paper gives no value: 1e-6 makes the penalty
+    of the 256-feature ELAsTiCC maps 0.006 at initialisation, 0.6 % of a log-loss of 1).
     Next-value pretraining (sect. 2.2.3, 2.5.1): a mixture of `num_mixture_components`
     Gaussians (the paper used 64 and 128) with fixed `mixture_means` / `mixture_sigmas` in
     squashed-flux space, computed from training data by
     `lcfm_models.atcat.scaling_atcat.mixture_components_from_flux`; `flux_prescale` = 1/10.
     `next_value_loss`: "forward_kl" (E_{P'}[-log Q] with P' the observation's Gaussian in
     squashed space; equals KL(P'||Q) up to the model-independent entropy of P'), or "nll".
-    Classification (sect. 2.2.5, 2.6, 2.7): `unsure_output` adds the extra "unsure" logit;
-    `early_classification` trains on every point (sect. 2.6); `unsure_calibration` trains the
-    unsure logit towards the batch's error rate (sect. 2.7 iii).
+    Classification objective (`lcfm_models.atcat.losses_atcat.atcat_objective`, what
+    `lcfm finetune` trains when the recipe's loss is "model"):
+      * `unsure_output` (True): the extra "unsure" logit in the softmax (sect. 2.2.5, "for
+        most of our models"; Table 7 ablates it).
+      * `log_loss_weight` = 1, `soft_f1_weight` = 1: log-loss + soft macro F1 at the last
+        point (sect. 2.3.2; Table 7 "ATCAT default" vs "Log-loss only" / "Soft F1 loss
+        only"). The paper gives no weights for the sum; equal weights are our reading of
+        "our default model, which adds Soft F1" (sect. 3.5.4).
+      * `early_classification` (False; the sect. 3.3 early-detection models): log-loss at
+        every point but the first, averaged per example, times `early_loss_weight` = 1, plus
+        the last-point log-loss (not soft F1) at `early_last_point_ratio` = 1/3 of that
+        weight (sect. 2.6).
+      * `unsure_calibration` (False): the last-point log-loss becomes KL towards the
+        batch-accuracy "unsure" target of sect. 2.7 (iii); soft F1 stays on the true label.
+      * `label_smoothing` (0; the calibration experiment of sect. 2.7 i used 0.1): the true
+        class keeps 1 - eps and every class gets eps / n.
     `max_length` (243, the longest ELAsTiCC light curve, sect. 3.6) limits light-curve points
     per example (the collator's truncation policy), not tokens.
     """
@@ -111,6 +126,11 @@ class AtcatConfig(PreTrainedConfig):
     unsure_output: bool = True
     early_classification: bool = False
     unsure_calibration: bool = False
+    log_loss_weight: float = 1.0
+    soft_f1_weight: float = 1.0
+    early_loss_weight: float = 1.0
+    early_last_point_ratio: float = 1.0 / 3.0
+    label_smoothing: float = 0.0
     max_length: int = 243
     hidden_dropout: float = 0.0
     attention_dropout: float = 0.0
@@ -171,11 +191,13 @@ class AtcatConfig(PreTrainedConfig):
         if not self.time_min_exponent < 0:
             fail("time_min_exponent", f"must be negative, got {self.time_min_exponent}")
         for field in ("hidden_dropout", "attention_dropout", "input_dropout",
-                      "classifier_dropout", "metadata_l1"):
+                      "classifier_dropout", "metadata_l1", "log_loss_weight",
+                      "soft_f1_weight", "early_loss_weight", "early_last_point_ratio",
+                      "label_smoothing"):
             value = getattr(self, field)
             if not (isinstance(value, (int, float)) and 0 <= value and math.isfinite(value)):
                 fail(field, f"must be a number >= 0, got {value!r}")
-            if field.endswith("dropout") and value >= 1:
+            if (field.endswith("dropout") or field == "label_smoothing") and value >= 1:
                 fail(field, f"must be below 1, got {value}")
         if self.hidden_act not in ACTIVATIONS:
             fail("hidden_act", f"{self.hidden_act!r} is not one of {', '.join(ACTIVATIONS)}")

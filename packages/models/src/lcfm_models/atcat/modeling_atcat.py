@@ -37,7 +37,7 @@ from .embeddings_atcat import (
     time_frequencies,
     wavelength_frequencies,
 )
-from .losses_atcat import early_classification_loss, last_point_loss, unsure_calibration_loss
+from .losses_atcat import ObjectiveTerms, atcat_objective, unsure_probability
 from .scaling_atcat import (
     expected_negative_log_prob,
     mixture_log_prob,
@@ -63,9 +63,12 @@ class AtcatModelOutput(ModelOutput):
 class AtcatSequenceClassifierOutput(ModelOutput):
     """logits (batch, num_labels): class logits at the last valid point; unsure_logits
     (batch,) the extra "unsure" output (sect. 2.2.5), or None. Probabilities including
-    "unsure" are softmax(cat(logits, unsure_logits)). step_logits (batch, time, num_labels)
-    and step_unsure_logits (batch, time): the same at every token (meaningful where
-    token_type == 1), returned on request or with early classification."""
+    "unsure" are softmax(cat(logits, unsure_logits)), so P(unsure) =
+    sigmoid(unsure_logits - logsumexp(logits)) (`p_unsure`). step_logits (batch, time,
+    num_labels) and step_unsure_logits (batch, time): the same at every token (meaningful
+    where token_type == 1), returned on request, and in training mode with early
+    classification (the sect. 2.6 loss needs them). loss_terms: the parts of `loss` as
+    floats (`ObjectiveTerms.as_dict`) when labels were given."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -74,6 +77,14 @@ class AtcatSequenceClassifierOutput(ModelOutput):
     step_unsure_logits: torch.Tensor | None = None
     pooler_output: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    loss_terms: dict | None = None
+
+    @property
+    def p_unsure(self) -> torch.Tensor | None:
+        """(batch,) probability of the "unsure" output, None without one."""
+        if self.unsure_logits is None:
+            return None
+        return unsure_probability(self.logits, self.unsure_logits)
 
 
 @dataclass
@@ -122,10 +133,9 @@ class AtcatPreTrainedModel(PreTrainedModel):
             init.copy_(module.sigmas, torch.tensor(config.mixture_sigmas))
 
     def _metadata_penalty(self, model: AtcatModel) -> torch.Tensor | float:
-        metadata = model.embeddings.metadata
-        if metadata is None or self.config.metadata_l1 == 0:
-            return 0.0
-        return self.config.metadata_l1 * metadata.l1_penalty()
+        """`config.metadata_l1` x sum |W| of the metadata input maps (sect. 2.2.2)."""
+        raw = model.metadata_l1_sum()
+        return 0.0 if isinstance(raw, float) else self.config.metadata_l1 * raw
 
 
 class AtcatModel(AtcatPreTrainedModel):
@@ -188,6 +198,14 @@ class AtcatModel(AtcatPreTrainedModel):
             hidden_states=tuple(states) if states is not None else None)
         return output if return_dict is not False else output.to_tuple()
 
+    def metadata_l1_sum(self) -> torch.Tensor | float:
+        """sum |W| of the two linear maps that read the metadata (sect. 2.2.2), 0.0 when
+        there is no metadata token or `metadata_l1` is 0."""
+        metadata = self.embeddings.metadata
+        if metadata is None or self.config.metadata_l1 == 0:
+            return 0.0
+        return metadata.l1_penalty()
+
     @staticmethod
     def last_point_index(token_type: torch.Tensor) -> torch.Tensor:
         """Index of the last light-curve point of each row (0 when a row has none)."""
@@ -209,11 +227,11 @@ class AtcatClassificationHead(nn.Module):
 
 
 class AtcatForSequenceClassification(AtcatPreTrainedModel):
-    """Classification from the last valid point; with `return_step_logits=True` (or
-    `config.early_classification`) also from every point, for early classification
-    (sect. 2.6). `labels` (batch,) class indices, -100 to ignore. The loss is the log-loss
-    over classes plus "unsure" (sect. 2.2.5), the sect. 2.7 (iii) calibration target when
-    `config.unsure_calibration`, plus the early-classification loss of sect. 2.6."""
+    """Classification from the last valid point; with `return_step_logits=True` (or in
+    training mode with `config.early_classification`) also from every point, for early
+    classification (sect. 2.6). `labels` (batch,) class indices, -100 to ignore: the loss is
+    ATCAT's objective, `losses_atcat.atcat_objective` (log-loss + soft F1, the early and
+    "unsure" variants, label smoothing, metadata L1; see `AtcatConfig`)."""
 
     def __init__(self, config: AtcatConfig):
         super().__init__(config)
@@ -226,6 +244,18 @@ class AtcatForSequenceClassification(AtcatPreTrainedModel):
             return full[..., :-1], full[..., -1]
         return full, None
 
+    def objective(self, full_logits: torch.Tensor, labels: torch.Tensor, *,
+                  step_full: torch.Tensor | None = None,
+                  point_mask: torch.Tensor | None = None,
+                  class_weights: torch.Tensor | None = None,
+                  label_smoothing: float | None = None) -> ObjectiveTerms:
+        """ATCAT's objective on full logits (batch, C[+1]) and, for early classification,
+        step logits (batch, time, C[+1]) with the light-curve point mask (batch, time)."""
+        return atcat_objective(self.config, full_logits, labels, step_logits=step_full,
+                               point_mask=point_mask,
+                               metadata_penalty=self.atcat.metadata_l1_sum(),
+                               class_weights=class_weights, label_smoothing=label_smoothing)
+
     def forward(self, times, flux, flux_err, wavelength, attention_mask=None, token_type=None,
                 metadata=None, labels: torch.Tensor | None = None,
                 return_step_logits: bool = False, output_hidden_states: bool | None = None,
@@ -234,26 +264,23 @@ class AtcatForSequenceClassification(AtcatPreTrainedModel):
         encoded = self.atcat(times, flux, flux_err, wavelength, attention_mask, token_type,
                              metadata, output_hidden_states=output_hidden_states)
         full_logits = self.classifier(encoded.pooler_output)  # (batch, C[+1])
-        want_steps = return_step_logits or (config.early_classification and labels is not None)
+        want_steps = return_step_logits or (config.early_classification
+                                            and (labels is not None or self.training))
+        # (batch, time, C[+1]): the classifier at every token
         step_full = self.classifier(encoded.last_hidden_state) if want_steps else None
-        loss = None
+        loss = terms = None
         if labels is not None:
-            labels = labels.long()
-            if config.unsure_calibration:
-                loss = unsure_calibration_loss(full_logits, labels)
-            else:
-                loss = last_point_loss(full_logits, labels)
-            if config.early_classification:
-                kinds = AtcatModel.resolve_token_type(flux, attention_mask, token_type)
-                loss = early_classification_loss(step_full, labels, kinds == POINT) + loss / 3
-            loss = loss + self._metadata_penalty(self.atcat)
-        logits, unsure = self._split(full_logits)
+            kinds = AtcatModel.resolve_token_type(flux, attention_mask, token_type)
+            objective = self.objective(full_logits, labels, step_full=step_full,
+                                       point_mask=kinds == POINT)
+            loss, terms = objective.total, objective.as_dict()
+        logits, unsure = self._split(full_logits)  # (batch, C), (batch,)
         step_logits, step_unsure = self._split(step_full) if step_full is not None else (None,
                                                                                           None)
         output = AtcatSequenceClassifierOutput(
             loss=loss, logits=logits, unsure_logits=unsure, step_logits=step_logits,
             step_unsure_logits=step_unsure, pooler_output=encoded.pooler_output,
-            hidden_states=encoded.hidden_states)
+            hidden_states=encoded.hidden_states, loss_terms=terms)
         return output if return_dict is not False else output.to_tuple()
 
 
