@@ -128,6 +128,15 @@ def reconstruction_metrics(predictions, targets, probe_mask) -> dict:
     No uncertainty weights: eq. 5 weights are a training device, the papers report these
     scores unweighted. NaN where undefined (no probed point; SS_tot = 0).
     """
+    return reconstruction_from_stats(reconstruction_window_stats(predictions, targets,
+                                                                  probe_mask))
+
+
+def reconstruction_window_stats(predictions, targets, probe_mask) -> np.ndarray:
+    """Per window with probed points: (number of probed points, sum of squared residuals,
+    sum of squares of the targets about the window's mean probed target), shape
+    (windows, 3). Sums over windows give `reconstruction_metrics`, so windows scored in
+    several batches, shards or processes combine exactly (`reconstruction_from_stats`)."""
     y_hat = np.atleast_2d(np.asarray(predictions, dtype=np.float64))
     y = np.atleast_2d(np.asarray(targets, dtype=np.float64))
     probe = np.atleast_2d(np.asarray(probe_mask, dtype=bool))
@@ -136,19 +145,26 @@ def reconstruction_metrics(predictions, targets, probe_mask) -> dict:
                          f"{probe.shape} must have one shape")
     probe = probe & np.isfinite(y) & np.isfinite(y_hat)
     n_probed = probe.sum(axis=1)
-    windows = n_probed > 0
-    squared = np.where(probe, (y_hat - y) ** 2, 0.0)
-    n_points = int(n_probed.sum())
+    squared = np.where(probe, (y_hat - y) ** 2, 0.0).sum(axis=1)
+    window_mean = np.where(probe, y, 0.0).sum(axis=1) / np.maximum(n_probed, 1)
+    total = np.where(probe, (y - window_mean[:, None]) ** 2, 0.0).sum(axis=1)
+    keep = n_probed > 0
+    return np.stack([n_probed[keep].astype(np.float64), squared[keep], total[keep]], axis=1)
+
+
+def reconstruction_from_stats(stats: np.ndarray) -> dict:
+    """`reconstruction_metrics` from the stacked `reconstruction_window_stats` of any
+    number of windows."""
+    stats = np.asarray(stats, dtype=np.float64).reshape(-1, 3)
+    n_points = int(stats[:, 0].sum())
     if n_points == 0:
         return {"rmse": float("nan"), "rmse_window_mean": float("nan"), "r2": float("nan"),
                 "n_points": 0, "n_windows": 0}
-    window_mean = np.where(probe, y, 0.0).sum(axis=1) / np.maximum(n_probed, 1)
-    total = np.where(probe, (y - window_mean[:, None]) ** 2, 0.0).sum()
-    per_window = squared.sum(axis=1)[windows] / n_probed[windows]
+    squared, total = stats[:, 1].sum(), stats[:, 2].sum()
     return {
-        "rmse": float(np.sqrt(squared.sum() / n_points)),
-        "rmse_window_mean": float(np.sqrt(per_window.mean())),
-        "r2": float(1.0 - squared.sum() / total) if total > 0 else float("nan"),
+        "rmse": float(np.sqrt(squared / n_points)),
+        "rmse_window_mean": float(np.sqrt((stats[:, 1] / stats[:, 0]).mean())),
+        "r2": float(1.0 - squared / total) if total > 0 else float("nan"),
         "n_points": n_points,
-        "n_windows": int(windows.sum()),
+        "n_windows": int(stats.shape[0]),
     }

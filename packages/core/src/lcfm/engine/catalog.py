@@ -5,8 +5,11 @@ progress is logged (one line per shard) when not on a terminal").
 The work is cut into units: the dataset's shards, or, when there are fewer shards than
 ranks, row ranges of them, so every rank has work. Rank r takes units i with i mod n == r
 (`lcfm.ranks`). A unit's result is a part file `OUTPUT.parts/<unit>.parquet`, written
-atomically, holding per object of the unit the *sums* of its rows' values (probabilities of
-each pass, or embeddings), its number of rows and observations: an object whose rows span
+atomically, holding per object of the unit the observation-weighted *sums* of its rows'
+values (probabilities of each pass, or embeddings), its number of rows and observations: an
+object's value is the mean of its rows' values weighted by the observations each row
+contributed (issue 11, item 4: a Kepler star's quarters count by their observations, as
+the windows of one light curve do in `lcfm.engine.predict`). An object whose rows span
 several units (Kepler quarters in different shards) is combined exactly at the merge, by
 adding sums and counts, so the catalog has each object once, with the same value as a
 single pass over the whole dataset. The units are fixed in `OUTPUT.parts/manifest.json`
@@ -80,10 +83,13 @@ def plan_units(paths: list[Path], n_ranks: int) -> list[Unit]:
 def object_part(frame: pl.DataFrame, values: np.ndarray, observations: np.ndarray
                 ) -> pl.DataFrame:
     """Per object of `frame` (first-seen order): sum of its rows' `values` (rows, ...)
-    flattened, its number of rows and observations used, its first non-null label."""
+    flattened, each row's values multiplied by its `observations`, the object's number of
+    rows and observations used, its first non-null label."""
     if frame.height == 0:
         return empty_part()
-    objects, sums, counts = object_sums(frame["object_id"], values)
+    weights = np.asarray(observations, dtype=np.float64).reshape(
+        (-1,) + (1,) * (np.ndim(values) - 1))
+    objects, sums, counts = object_sums(frame["object_id"], np.asarray(values) * weights)
     _, used, _ = object_sums(frame["object_id"], observations[:, None])
     labels = (frame.select("object_id", "label").group_by("object_id", maintain_order=True)
               .agg(pl.col("label").drop_nulls().first())["label"])
@@ -99,8 +105,8 @@ def empty_part() -> pl.DataFrame:
 
 @dataclass
 class Merged:
-    """Each object once, in first-seen order over the units: summed values, rows and
-    observations used, first non-null label."""
+    """Each object once, in first-seen order over the units: observation-weighted sums of
+    values, rows and observations used, first non-null label."""
 
     objects: list[str]
     sums: np.ndarray  # (objects, values)
@@ -110,7 +116,8 @@ class Merged:
 
     @property
     def means(self) -> np.ndarray:
-        return self.sums / self.rows[:, None]
+        """Per object: its rows' values averaged with weights = observations used."""
+        return self.sums / np.maximum(self.observations, 1)[:, None]
 
 
 def merge_parts(parts: list[pl.DataFrame]) -> Merged:
@@ -153,7 +160,7 @@ class CatalogRun:
     def __post_init__(self):
         self.ranks = self.ranks or current_ranks()
         paths = shard_paths(self.data)
-        self.key = dict(self.key, shards=shard_signature(paths))
+        self.key = dict(self.key, shards=shard_signature(paths), objects="observation-weighted")
         self.started = time.perf_counter()
         self.resumed: list[str] = []
         self._read: dict[str, list[pl.DataFrame]] = {}  # parts by suffix, read once

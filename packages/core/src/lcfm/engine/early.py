@@ -1,10 +1,23 @@
-"""Early classification with causal models (ATCAT sect. 2.6): class probabilities after
-each observation, or at given times since the first observation.
+"""Early classification with causal models (ATCAT sect. 2.6 and 3.3): class probabilities
+after each observation, or at given days since the first alert, and their scores.
 
 A causal model's output at a point depends only on that point and earlier ones, so one
 forward pass gives the prediction the model would have made at every moment. The table
 covers each light curve's first `inference_window` points (ATCAT: 243, the longest ELAsTiCC
-light curve); the catalog's final probabilities use every observation."""
+light curve); the catalog's final probabilities use every observation.
+
+Cut-offs count days from the first alert where the survey records one, else from the
+first observation (`reference_times`): ATCAT's Figure 7 (after ATAT) scores ELAsTiCC "days
+since the first alert", and ELAsTiCC rows keep up to 30 days of observations before it
+(sect. 2.1.1), which a count from the first point would add to every cut-off. ELAsTiCC
+rows carry the alert in meta["t_alert"] (days in the row's own time) and meta["alert_mjd"]
+with meta["time_offset"] (`lcfm_surveys.elasticc.preprocessing`); a row without a finite
+alert (no detection) counts from its first observation, and the table says which.
+
+`early_metrics` scores such a table per cut-off with macro F1 and ATCAT's class-balanced F1
+(sect. 2.3.1), one prediction per object (its light curves' probabilities weighted by the
+points each has seen); objects with no point yet at a cut-off are counted, not scored.
+"""
 
 from __future__ import annotations
 
@@ -14,45 +27,115 @@ import torch
 
 from lcfm.data import LightCurveDataset
 from lcfm.engine.batching import evaluation_batches, to_device
+from lcfm.engine.predict import class_probabilities
 from lcfm.exceptions import ConfigError
+from lcfm.metrics import classification_report
+
+ALERT, FIRST = "alert", "first_observation"
+
+
+def _meta_field(frame: pl.DataFrame, name: str) -> np.ndarray:
+    meta = frame["meta"] if "meta" in frame.columns else None
+    if meta is None or not isinstance(meta.dtype, pl.Struct) or name not in [
+            f.name for f in meta.dtype.fields]:
+        return np.full(frame.height, np.nan)
+    values = meta.struct.field(name).cast(pl.Float64, strict=False)
+    return values.fill_null(float("nan")).to_numpy().astype(np.float64)
+
+
+def reference_times(frame: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Per row: the time (in the row's own time axis) cut-offs count from, and what it is
+    ("alert" or "first_observation"), as the module docstring says."""
+    alert = _meta_field(frame, "t_alert")
+    mjd, offset = _meta_field(frame, "alert_mjd"), _meta_field(frame, "time_offset")
+    from_mjd = mjd - np.where(np.isfinite(offset), offset, 0.0)
+    alert = np.where(np.isfinite(alert), alert, from_mjd)
+    first = frame["time"].list.first().cast(pl.Float64).fill_null(0.0).to_numpy()
+    has_alert = np.isfinite(alert)
+    return np.where(has_alert, alert, first), [ALERT if a else FIRST for a in has_alert]
 
 
 @torch.no_grad()
 def early_probabilities(model, plugin, frame: pl.DataFrame, collate, classes: list[str],
                         cutoffs: list[float] | None = None, batch_size: int = 64
                         ) -> pl.DataFrame:
-    """Long table: object_id, days since the first point, points seen, predicted class and
-    p_<class>. With `cutoffs` one row per object and cutoff (the last point at or before
-    it; objects with no point yet are left out), otherwise one row per observation."""
+    """Long table: object_id, label, reference ("alert" or "first_observation"), days since
+    that reference, points seen, predicted class, p_<class> (and p_unsure for a model with
+    an "unsure" output). With `cutoffs` one row per light curve and cut-off (its last point
+    at or before the cut-off; light curves with no point yet are left out), otherwise one
+    row per observation."""
     if not getattr(plugin, "causal", False):
         raise ConfigError(f"early classification needs a causal model; {plugin.name!r} "
                           "attends to future points")
     model.eval()
     device = next(model.parameters()).device
     dataset = LightCurveDataset(frame)
-    records: dict[str, list] = {"object_id": [], "days": [], "points": []}
+    reference, kinds = reference_times(frame)
+    records: dict[str, list] = {"object_id": [], "label": [], "reference": [], "days": [],
+                                "points": []}
     probabilities = []
     row = 0
     for batch in evaluation_batches(dataset, batch_size, collate):
         batch.pop("labels", None)
         batch = to_device(batch, device)
-        out = model(**batch, return_step_logits=True)
-        probs = out.step_logits[..., :len(classes)].float().softmax(-1).cpu().numpy()
-        mask = batch["attention_mask"].bool().cpu().numpy()
-        times = batch["times"].double().cpu().numpy()
+        probs = class_probabilities(model(**batch, return_step_logits=True), len(classes),
+                                    step=True).cpu().numpy()
+        valid = batch["attention_mask"].bool().sum(1).cpu().numpy()
         for i in range(probs.shape[0]):
-            t, p = times[i][mask[i]], probs[i][mask[i]]
+            # the collator (train=False) keeps a row's first points, one token each
+            start = dataset.offsets[row]
+            t = dataset.time[start:start + int(valid[i])] - reference[row]
+            p = probs[i][:int(valid[i])]
             picks = (np.searchsorted(t, cutoffs, side="right") - 1 if cutoffs
                      else np.arange(t.size))
             for j, k in enumerate(picks):
                 if k < 0:
                     continue
                 records["object_id"].append(dataset.object_id[row])
+                records["label"].append(dataset.label[row])
+                records["reference"].append(kinds[row])
                 records["days"].append(float(cutoffs[j]) if cutoffs else float(t[k]))
                 records["points"].append(int(k) + 1)
                 probabilities.append(p[k])
             row += 1
-    p = np.array(probabilities).reshape(-1, len(classes))
-    table = pl.DataFrame({**records, "predicted_class": [classes[i] for i in p.argmax(1)]})
-    return table.with_columns(
-        [pl.Series(f"p_{c}", p[:, i]) for i, c in enumerate(classes)])
+    width = len(classes) + (1 if probabilities and len(probabilities[0]) > len(classes)
+                            else 0)
+    p = np.array(probabilities, dtype=np.float64).reshape(-1, width)
+    table = pl.DataFrame({**records,
+                          "predicted_class": [classes[i] for i in
+                                              p[:, :len(classes)].argmax(1)]},
+                         schema_overrides={"label": pl.String, "object_id": pl.String})
+    names = [f"p_{c}" for c in classes] + (["p_unsure"] if width > len(classes) else [])
+    return table.with_columns([pl.Series(n, p[:, i]) for i, n in enumerate(names)])
+
+
+def early_metrics(table: pl.DataFrame, classes: list[str], cutoffs: list[float],
+                  objects: dict[str, str]) -> dict:
+    """Scores per cut-off of an `early_probabilities` table made with `cutoffs`, over the
+    labeled `objects` (object_id -> label, labels among `classes`): per cut-off n_objects
+    scored, n_objects_without_points, accuracy, macro_f1 and class_balanced_f1, plus how
+    many objects count from an alert and how many from their first observation."""
+    columns = [f"p_{c}" for c in classes]
+    table = table.filter(pl.col("object_id").is_in(list(objects)))
+    counted = (table.group_by("object_id").agg(pl.col("reference").first())
+               ["reference"].value_counts())
+    by_kind = dict(zip(counted["reference"].to_list(), counted["count"].to_list(),
+                       strict=True)) if counted.height else {}
+    results = []
+    for cutoff in cutoffs:
+        at = table.filter(pl.col("days") == float(cutoff))
+        per_object = (at.group_by("object_id", maintain_order=True)
+                      .agg([(pl.col(c) * pl.col("points")).sum() / pl.col("points").sum()
+                            for c in columns]))
+        entry = {"days": float(cutoff), "n_objects": per_object.height,
+                 "n_objects_without_points": len(objects) - per_object.height}
+        if per_object.height:
+            y = np.array([classes.index(objects[o]) for o in per_object["object_id"]])
+            report = classification_report(y, per_object.select(columns).to_numpy(), classes)
+            entry.update({k: report[k] for k in ("accuracy", "macro_f1", "class_balanced_f1")})
+        else:
+            entry.update(accuracy=None, macro_f1=None, class_balanced_f1=None)
+        results.append(entry)
+    return {"counted_from": {"alert": int(by_kind.get(ALERT, 0)),
+                             "first_observation": int(by_kind.get(FIRST, 0))},
+            "n_objects": len(objects), "classes": list(classes), "cutoffs": results}

@@ -1,227 +1,225 @@
-"""`lcfm evaluate`, `lcfm predict` and `lcfm embed` on a fine-tuned or pretrained model.
+"""`lcfm evaluate`: the metrics the papers report, on held-out objects (issue 11, item 4).
 
-Every observation of a light curve enters the model (`lcfm.engine.predict`: consecutive
-windows, observation-weighted mean). Light curves of one object (bands, quarters, sectors)
-are then combined by averaging their class probabilities (or embeddings), so catalogs and
-metrics have one entry per object, with `n_observations_used` (all the object's
-observations that entered the model).
+A fine-tuned classifier folder is scored on objects with one of the model's classes that the
+model was not trained or validated on (the fine-tuning run's `splits.parquet`); with
+`splits` (a fixed split file, `lcfm.splits.read_split_file`, and its `fold`) only the
+file's test objects are scored. metrics.json holds, per object, accuracy, macro P/R/F1,
+ATCAT's class-balanced F1 (sect. 2.3.1), ECE, reliability and the threshold table, and:
 
-Inference needs no labels: rows whose label is None or outside the model's classes are
-classified and embedded like any other. `evaluate` scores only objects with one of the
-model's classes that the model was not trained or validated on (the fine-tuning run's
-`splits.parquet`), and reports how many it excluded or skipped.
+* `per_object` and `per_light_curve`: the headline metrics at both levels
+  (`lcfm.engine.scoring`); the top-level numbers are the per-object ones;
+* `mc_dropout` with `mc_samples` > 0: probabilities are the mean of that many passes with
+  the model's own dropout active (ASTRAFier sect. 3.6: "keeping dropout active during
+  inference with a probability of 0.2 and performing 20 forward passes, taking the mean"),
+  and the spread of the passes;
+* `baseline_macro_f1`: the classical baseline trained on the model's training objects and
+  scored on the same held-out objects (issue 12, item 3), or null with `baseline_reason`;
+* with `cutoffs` (causal models): `early_metrics.json`, macro F1 and class-balanced F1 per
+  cut-off in days since the first alert (ATCAT sect. 3.3; `lcfm.engine.early`).
 
-Every command works shard by shard (`lcfm.engine.catalog`): across Accelerate ranks, with
-per-shard results merged by the main process into one entry per object; predict and embed
-resume a killed run (`resume=True`) and write `<output stem>.json` (counts, speed,
-num_processes) beside their catalog.
+A pretrained masked-reconstruction folder (Astromer, AstroCo) gets unweighted `rmse` and
+`r2` on the probed points instead (`lcfm.engine.reconstruction`; Astromer 2 reports 0.113
+and 0.732).
 
-Data from another survey than the model's (issue 9, item 1): accepted only by a model that
-encodes bands by central wavelength (`ModelPlugin.encodes_wavelength`, ATCAT), when every
-band of the data has a wavelength in its survey plugin, both surveys give the same kind of
-value (flux or magnitude) and the model reads no survey-specific metadata; the collator
-then gets the data's own band wavelengths. Anything else is a one-line DataError naming
-both surveys: a model that reads no band information cannot tell what it is given.
+Which objects are scored is decided from the rows' ids and labels alone
+(`read_summaries`: no observation sequences in memory); each rank then classifies its
+shards' scored rows and the main process scores the gathered probabilities.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from lcfm.engine.catalog import CatalogRun, merge_parts, object_part, parts_folder
-from lcfm.engine.metadata import load_encoder, with_metadata
-from lcfm.engine.predict import embed_frame, predict_frame
-from lcfm.engine.save import load_classifier
-from lcfm.exceptions import ConfigError, DataError, PluginNotFoundError
+from lcfm.engine.catalog import CatalogRun, merge_parts, object_part
+from lcfm.engine.inference import (  # re-exported: the commands' shared helpers live there
+    SEEN_SPLITS,
+    SPLITS_FILE,
+    EmbedArgs,
+    PredictArgs,
+    band_summary,
+    check_causal,
+    check_mc_samples,
+    embed,
+    file_output,
+    folder_output,
+    inference_collator,
+    input_bands,
+    load_classifier_parts,
+    model_key,
+    parse_cutoffs,
+    predict,
+    read_splits,
+    run_embed,
+    run_predict,
+    seen_objects,
+    summary_path,
+    write_splits,
+)
+from lcfm.engine.metadata import with_metadata
+from lcfm.engine.predict import predict_frame
+from lcfm.engine.scoring import baseline_score, brief, mc_spread, per_light_curve, row_table
+from lcfm.exceptions import DataError
 from lcfm.metrics import classification_report
+from lcfm.options import option
 from lcfm.plots import plot_confusion, plot_reliability
 from lcfm.ranks import current_ranks
-from lcfm.registry import get_survey
-from lcfm.shards import read_summaries, scan_shards, write_frame_atomic
+from lcfm.shards import read_summaries
 
-#: object_id -> split ("train", "validation", "test") of the fine-tuning run, in its folder
-SPLITS_FILE = "splits.parquet"
-SEEN_SPLITS = ("train", "validation")
+EARLY_METRICS = "early_metrics.json"
 
 
-def write_splits(output: Path, parts: dict[str, pl.DataFrame]) -> Path:
-    """Record which objects a fine-tuning run trained, validated and tested on."""
-    table = pl.concat([pl.DataFrame({"object_id": part["object_id"].unique().sort(),
-                                     "split": name}, schema={"object_id": pl.String,
-                                                             "split": pl.String})
-                       for name, part in parts.items()])
-    return write_frame_atomic(table, Path(output) / SPLITS_FILE)
+@dataclass
+class EvaluateArgs:
+    model: Path = option(help="Fine-tuned classifier folder, or a pretrained masked-"
+                              "reconstruction model folder (rmse and r2 on probed points).")
+    data: Path = option(help="Folder of canonical shards.")
+    output: Path = option(help="Folder for metrics, plots and tables.")
+    batch_size: int = option(64, "Light curves per batch.")
+    mc_samples: int = option(0, "Monte-Carlo dropout passes with the model's own dropout "
+                                "(ASTRAFier sect. 3.6 uses 20); 0: one deterministic pass.")
+    seed: int = option(0, "Seed of MC-dropout passes and of the probed points of a "
+                          "reconstruction evaluation.")
+    cutoffs: list[float] | None = option(None, "Causal models: also score at these days since "
+                                               "the first alert (first observation where "
+                                               "the survey records none), e.g. 8,16,32,64 "
+                                               "(early_metrics.json).")
+    splits: Path | None = option(None, "Fixed split file (object_id -> split[, fold]): "
+                                       "score only its test objects.")
+    fold: int | None = option(None, "Fold of a split file with a fold column.")
+    baseline: bool = option(True, "Also report the classical baseline's macro F1 on the same "
+                                  "held-out objects (baseline_macro_f1).")
+    features: Path | None = option(None, "Features file of `lcfm features` for the baseline "
+                                         "(default: computed from --data).")
 
 
-def read_splits(model_dir: Path) -> pl.DataFrame | None:
-    path = Path(model_dir) / SPLITS_FILE
-    if not path.exists():
-        return None
-    try:
-        table = pl.read_parquet(path)
-    except Exception as exc:  # polars raises several types for a corrupt file
-        raise DataError(f"{path}: unreadable split record ({exc})") from None
-    if not {"object_id", "split"} <= set(table.columns):
-        raise DataError(f"{path}: expected columns object_id and split, found {table.columns}")
-    return table
+def _split_file_selection(args: EvaluateArgs, summaries: pl.DataFrame):
+    """(test object ids or None, training ids of the split file or None, report entry)."""
+    if args.splits is None:
+        if args.fold is not None:
+            from lcfm.exceptions import ConfigError
+
+            raise ConfigError(f"--fold {args.fold}: needs --splits FILE")
+        return None, None, {}
+    from lcfm.splits import read_split_file, split_by_file
+
+    parts, info = split_by_file(summaries, read_split_file(args.splits), args.fold)
+    return (parts["test"]["object_id"].cast(pl.String).unique(),
+            parts["train"]["object_id"].cast(pl.String).unique(),
+            {"split_file": {"path": str(args.splits), **info}})
 
 
-def file_output(output: Path, option: str = "--output") -> Path:
-    output = Path(output)
-    if output.is_dir():
-        raise ConfigError(f"{option} {output}: is a directory; give a file name such as "
-                          f"{output / 'catalog.parquet'}")
-    return output
-
-
-def folder_output(output: Path, option: str = "--output") -> Path:
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"{option} {output}: is an existing file; give a folder")
-    return output
-
-
-def _bands(frame: pl.DataFrame) -> list[str]:
-    return frame["band"].explode().cast(pl.String).unique().sort().to_list()
-
-
-def input_bands(plugin, config, frame: pl.DataFrame, source, encoder=None) -> dict[str, float]:
-    """Band -> wavelength for the collator, after checking that the model can read data of
-    this survey (module docstring). Raises DataError naming both surveys otherwise."""
-    surveys = frame["survey"].unique().to_list()
-    if len(surveys) != 1:
-        raise DataError(f"{source}: a dataset must hold one survey, found {sorted(surveys)}")
-    survey = surveys[0]
-    model_survey = getattr(config, "lcfm_survey", None)
-    model_bands = dict(getattr(config, "lcfm_bands", None) or {})
-    present = _bands(frame)
-    if model_survey is None or survey == model_survey:
-        unknown = [b for b in present if model_bands and b not in model_bands]
-        if unknown:
-            raise DataError(f"{source}: bands {unknown} are not among the model's "
-                            f"{model_survey} bands {sorted(model_bands)}")
-        return model_bands
-    try:
-        data_plugin = get_survey(survey)
-        wavelengths = {str(b): float(w) for b, w in data_plugin.bands.items()}
-        kinds = {data_plugin.value_kind, get_survey(model_survey).value_kind}
-    except PluginNotFoundError:
-        wavelengths, kinds = {}, set()
-    missing = [b for b in present if not wavelengths.get(b, 0) > 0]
-    if not plugin.encodes_wavelength:
-        why = f"{plugin.name} does not encode bands by wavelength"
-    elif missing:
-        why = f"bands {missing} have no central wavelength"
-    elif len(kinds) != 1:
-        why = f"values differ in kind ({' vs '.join(sorted(kinds)) or 'unknown'})"
-    elif encoder is not None:
-        why = f"the model reads {model_survey} metadata"
-    else:
-        return wavelengths
-    raise DataError(f"{source}: the model was trained on {model_survey} (bands "
-                    f"{', '.join(model_bands)}), the data are {survey} (bands "
-                    f"{', '.join(present)}); {why}")
-
-
-def _collator(plugin, config, bands, seed: int = 0):
-    # label2id=None: inference needs no labels, so unlabeled rows and labels outside the
-    # model's classes are classified like any other
-    return plugin.collator(config, task="classify", train=False, bands=bands, label2id=None,
-                           seed=seed)
-
-
-def _load_classifier(model_dir: Path):
-    plugin, model = load_classifier(model_dir)
-    config = model.config
-    classes = [config.id2label[i] for i in range(len(config.id2label))]
-    return plugin, model, classes, load_encoder(model_dir)
-
-
-def _n_objects(frame: pl.DataFrame) -> int:
-    return frame["object_id"].n_unique()
-
-
-def _band_summary(data: Path) -> pl.DataFrame:
-    """The surveys and bands of a dataset (what `input_bands` checks), read column-wise."""
-    scan = scan_shards(data)
-    surveys = scan.select(pl.col("survey").unique()).collect()["survey"].to_list()
-    bands = (scan.select(pl.col("band").explode().cast(pl.String).unique())
-             .collect()["band"].to_list())
-    return pl.DataFrame({"survey": surveys, "band": [bands] * len(surveys)},
-                        schema={"survey": pl.String, "band": pl.List(pl.String)})
-
-
-def _model_key(model_dir: Path) -> str:
-    return str(Path(model_dir).resolve())
-
-
-def summary_path(output: Path) -> Path:
-    """`<stem>.json` beside a catalog."""
-    return output.with_name(output.stem + ".json")
-
-
-def evaluate(model_dir: Path, data: Path, output: Path, batch_size: int = 64) -> dict:
-    """Metrics on held-out objects with a known label (module docstring). Keys beyond
+def run_evaluate(args: EvaluateArgs) -> dict:
+    """Metrics on held-out objects (module docstring); returns metrics.json. Keys beyond
     `lcfm.metrics.classification_report`: n_objects (objects scored), light_curves,
     n_observations_used, excluded_training_objects (None when the model folder has no
-    split record), n_skipped_unlabeled, n_skipped_foreign_label (objects), num_processes.
+    split record), n_skipped_unlabeled, n_skipped_foreign_label (objects),
+    not_in_split_test (with `splits`), per_object, per_light_curve, mc_dropout,
+    baseline_macro_f1 and baseline_reason, early (with `cutoffs`), num_processes."""
+    from lcfm.engine.reconstruction import evaluate_reconstruction, is_pretraining_folder
 
-    Which objects are scored is decided from the rows' ids and labels alone
-    (`read_summaries`: no observation sequences in memory); each rank then classifies its
-    shards' scored rows and the main process scores the gathered per-object probabilities."""
-    output = folder_output(output)
-    plugin, model, classes, encoder = _load_classifier(model_dir)
-    summaries = read_summaries(data)
-    input_bands(plugin, model.config, _band_summary(data), data, encoder)
-    splits = read_splits(model_dir)
-    seen = (splits.filter(pl.col("split").is_in(SEEN_SPLITS))["object_id"]
-            if splits is not None else pl.Series("object_id", [], pl.String))
-    in_training = summaries["object_id"].is_in(seen.implode())
-    known = summaries["label"].is_in(classes).fill_null(False) & ~in_training
-    scored = summaries.filter(known)
+    output = folder_output(args.output)
+    cutoffs = parse_cutoffs(args.cutoffs)
+    check_mc_samples(args.mc_samples)
+    summaries = read_summaries(args.data).with_columns(pl.col("object_id").cast(pl.String))
+    test_ids, file_train, selection = _split_file_selection(args, summaries)
+    if is_pretraining_folder(args.model):
+        return evaluate_reconstruction(args.model, args.data, output,
+                                       batch_size=args.batch_size, seed=args.seed,
+                                       objects=test_ids, selection=selection)
+    plugin, model, classes, encoder = load_classifier_parts(args.model)
+    check_causal(plugin, cutoffs)
+    if args.mc_samples:
+        from lcfm.engine.predict import enable_mc_dropout
+
+        enable_mc_dropout(model, plugin)  # fails before any shard is read
+        model.eval()
+    input_bands(plugin, model.config, band_summary(args.data), args.data, encoder)
+    splits = read_splits(args.model)
+    seen = seen_objects(args.model)
+    candidates = summaries
+    if test_ids is not None:
+        candidates = summaries.filter(pl.col("object_id").is_in(test_ids.implode()))
+        selection["not_in_split_test"] = (summaries["object_id"].n_unique()
+                                          - candidates["object_id"].n_unique())
+    in_training = candidates["object_id"].is_in(seen.implode())
+    known = candidates["label"].is_in(classes).fill_null(False) & ~in_training
+    scored = candidates.filter(known)
     scored_ids = scored["object_id"].unique().implode()
-    rest = summaries.filter(~in_training & ~known & ~pl.col("object_id").is_in(scored_ids))
+    rest = candidates.filter(~in_training & ~known & ~pl.col("object_id").is_in(scored_ids))
     counts = {
-        "excluded_training_objects": _n_objects(summaries.filter(in_training))
+        "excluded_training_objects": candidates.filter(in_training)["object_id"].n_unique()
         if splits is not None else None,
-        "n_skipped_unlabeled": _n_objects(rest.filter(pl.col("label").is_null())),
-        "n_skipped_foreign_label": _n_objects(rest.filter(pl.col("label").is_not_null())),
+        "n_skipped_unlabeled": rest.filter(pl.col("label").is_null())["object_id"].n_unique(),
+        "n_skipped_foreign_label": rest.filter(pl.col("label").is_not_null())[
+            "object_id"].n_unique(),
     }
     if scored.height == 0:
-        raise DataError(f"{data}: no held-out object to score: "
+        raise DataError(f"{args.data}: no held-out object to score: "
                         f"{counts['excluded_training_objects'] or 0} are the model's training "
                         f"or validation objects, {counts['n_skipped_unlabeled']} unlabeled, "
                         f"{counts['n_skipped_foreign_label']} with labels outside {classes}")
     ranks = current_ranks()
     model.to(ranks.device)
-    run = CatalogRun("evaluate", Path(data), output / ".evaluate.parts",
-                     {"model": _model_key(model_dir)}, ranks=ranks)
+    run = CatalogRun("evaluate", Path(args.data), output / ".evaluate.parts",
+                     {"model": model_key(args.model), "mc_samples": args.mc_samples,
+                      "seed": args.seed, "cutoffs": cutoffs}, ranks=ranks)
+    passes = max(int(args.mc_samples), 1)
 
     def work(unit, frame):
-        bands = input_bands(plugin, model.config, frame, unit.path, encoder)
-        frame = frame.filter(~pl.col("object_id").is_in(seen.implode())
-                             & pl.col("label").is_in(classes).fill_null(False))
+        frame = frame.filter(pl.col("object_id").cast(pl.String).is_in(scored_ids))
         if frame.height == 0:
-            return {"": object_part(frame, np.zeros((0, len(classes))), np.zeros(0))}
+            return {"": object_part(frame, np.zeros((0, passes, len(classes))), np.zeros(0)),
+                    ".rows": row_table(frame, np.zeros((0, len(classes))), np.zeros(0))}
+        bands = input_bands(plugin, model.config, frame, unit.path, encoder)
+        collate = inference_collator(plugin, model.config, bands, args.seed)
         frame = with_metadata(frame, encoder, model.config)
-        rows = predict_frame(model, plugin, frame, _collator(plugin, model.config, bands),
-                             len(classes), batch_size)
-        return {"": object_part(frame, rows.probs, rows.observations)}
+        tables = {}
+        if cutoffs:
+            from lcfm.engine.early import early_probabilities
+
+            tables[".early"] = early_probabilities(model, plugin, frame, collate, classes,
+                                                   cutoffs, args.batch_size)
+        rows = predict_frame(model, plugin, frame, collate, len(classes), args.batch_size,
+                             mc_samples=args.mc_samples, seed=args.seed)
+        tables[".rows"] = row_table(frame, rows.probs, rows.observations)
+        tables[""] = object_part(frame, rows.passes.transpose(1, 0, 2), rows.observations)
+        return tables
 
     output.mkdir(parents=True, exist_ok=True)
     run.run(work)
     if ranks.is_main:
         merged = merge_parts(run.parts())
+        object_passes = merged.means.reshape(len(merged.objects), passes, len(classes))
         y_true = np.array([classes.index(label) for label in merged.labels])
-        report = classification_report(y_true, merged.means, classes)
+        report = classification_report(y_true, object_passes.mean(1), classes)
         report.update(n_objects=len(merged.objects), objects=len(merged.objects),
                       light_curves=int(merged.rows.sum()),
                       n_observations_used=int(merged.observations.sum()), **counts,
-                      num_processes=ranks.count)
+                      **selection, num_processes=ranks.count, mc_samples=args.mc_samples)
+        report["per_object"] = {"objects": len(merged.objects), **brief(report)}
+        report["per_light_curve"] = per_light_curve(pl.concat(run.parts(".rows")), classes)
+        report["mc_dropout"] = mc_spread(object_passes) if args.mc_samples else None
+        if args.baseline:
+            train_ids = (splits.filter(pl.col("split") == "train")["object_id"]
+                         if splits is not None else file_train)
+            report.update(baseline_score(args.data, summaries, train_ids, merged.objects,
+                                         features=args.features, source=str(args.model)))
+        else:
+            report.update(baseline_macro_f1=None, baseline_reason="not asked for (--no-baseline)")
+        if cutoffs:
+            from lcfm.engine.early import early_metrics
+
+            early = early_metrics(pl.concat(run.parts(".early"), how="diagonal_relaxed"),
+                                  classes, cutoffs, dict(zip(merged.objects, merged.labels,
+                                                             strict=True)))
+            (output / EARLY_METRICS).write_text(json.dumps(early, indent=2) + "\n")
+            report["early"] = {"file": EARLY_METRICS, "cutoffs": early["cutoffs"],
+                               "counted_from": early["counted_from"]}
         _write_evaluation(output, report, classes)
     run.finish()
     return json.loads((output / "metrics.json").read_text())
@@ -238,133 +236,17 @@ def _write_evaluation(output: Path, report: dict, classes: list[str]) -> None:
     plot_reliability(report["reliability"], output / "reliability.png")
 
 
-def predict(model_dir: Path, data: Path, output: Path, mc_samples: int = 0,
-            batch_size: int = 64, seed: int = 0, cutoffs: list[float] | None = None,
-            early: bool = False, resume: bool = False) -> pl.DataFrame:
-    """A Parquet catalog: object_id (once each), predicted class, one probability column
-    per class, n_observations_used and, with MC dropout (`mc_samples` passes with the
-    model's own dropout rates), one standard-deviation column per class: the spread over
-    passes of the object's probability. With `early` or `cutoffs` (causal models), also
-    `<output stem>_early.parquet`: probabilities after each observation, or at each cutoff
-    in days since the first observation (of a light curve's first window). Beside the
-    catalog, `<output stem>.json`: n_objects, n_light_curves, num_processes, seconds,
-    light_curves_per_second. `resume`: keep the shards a killed run finished."""
-    output = file_output(output)
-    if mc_samples < 0:
-        raise ConfigError(f"--mc-samples {mc_samples}: must be 0 (one deterministic pass) or "
-                          "a positive number of passes")
-    plugin, model, classes, encoder = _load_classifier(model_dir)
-    if mc_samples:
-        from lcfm.engine.predict import enable_mc_dropout
-
-        enable_mc_dropout(model, plugin)  # fails before any shard is read
-        model.eval()
-    ranks = current_ranks()
-    model.to(ranks.device)
-    run = CatalogRun("predict", Path(data), parts_folder(output), {
-        "model": _model_key(model_dir), "classes": classes, "mc_samples": mc_samples,
-        "seed": seed, "cutoffs": cutoffs, "early": early}, resume=resume, ranks=ranks)
-
-    def work(unit, frame):
-        bands = input_bands(plugin, model.config, frame, unit.path, encoder)
-        collate = _collator(plugin, model.config, bands, seed)
-        frame = with_metadata(frame, encoder, model.config)
-        tables = {}
-        if early or cutoffs:
-            from lcfm.engine.early import early_probabilities
-
-            tables[".early"] = early_probabilities(model, plugin, frame, collate, classes,
-                                                   cutoffs, batch_size)
-        rows = predict_frame(model, plugin, frame, collate, len(classes), batch_size,
-                             mc_samples=mc_samples, seed=seed)
-        passes = rows.passes.transpose(1, 0, 2)  # (rows, passes, classes)
-        tables[""] = object_part(frame, passes, rows.observations)
-        return tables
-
-    run.run(work)
-    if not ranks.is_main:
-        run.finish()
-        return pl.read_parquet(output)
-    merged = merge_parts(run.parts())
-    object_passes = merged.means.reshape(len(merged.objects), max(mc_samples, 1),
-                                         len(classes))
-    object_probs = object_passes.mean(1)
-    columns = {"object_id": merged.objects,
-               "predicted_class": [classes[i] for i in object_probs.argmax(1)],
-               "probability": object_probs.max(1),
-               "n_observations_used": merged.observations}
-    columns.update({f"p_{c}": object_probs[:, i] for i, c in enumerate(classes)})
-    if mc_samples:
-        object_std = object_passes.std(1)
-        columns.update({f"std_{c}": object_std[:, i] for i, c in enumerate(classes)})
-    catalog = pl.DataFrame(columns)
-    if early or cutoffs:
-        write_frame_atomic(pl.concat(run.parts(".early")),
-                           output.with_name(output.stem + "_early.parquet"))
-    write_frame_atomic(catalog, output)
-    run.finish(summary_path(output), run.summary(merged, output, mc_samples=mc_samples))
-    return catalog
+def evaluate(model_dir, data: Path | None = None, output: Path | None = None,
+             batch_size: int = 64, **options) -> dict:
+    """`run_evaluate` with positional options (or an `EvaluateArgs` as the only argument);
+    further `EvaluateArgs` fields as keywords."""
+    if isinstance(model_dir, EvaluateArgs):
+        return run_evaluate(model_dir)
+    return run_evaluate(EvaluateArgs(model=Path(model_dir), data=Path(data),
+                                     output=Path(output), batch_size=batch_size, **options))
 
 
-def _encoder_model(model_dir: Path):
-    """(plugin, encoder model, config) of a pretrained or fine-tuned model folder."""
-    from lcfm.engine.loading import (
-        ADAPTER_CONFIG,
-        check_model_folder,
-        load_pretrained,
-        plugin_for_model_type,
-    )
-
-    check_model_folder(model_dir)
-    if (Path(model_dir) / ADAPTER_CONFIG).exists():
-        # a LoRA fine-tune: its encoder is the base with the adapters merged in
-        plugin, classifier = load_classifier(model_dir)
-        classifier = classifier.merge_and_unload()
-        return plugin, getattr(classifier, classifier.base_model_prefix), classifier.config
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_dir)
-    plugin = plugin_for_model_type(config.model_type)
-    return plugin, load_pretrained(plugin.base_model_class, model_dir), config
-
-
-def embed(model_dir: Path, data: Path, output: Path, batch_size: int = 64,
-          plot: Path | None = None, resume: bool = False) -> pl.DataFrame:
-    """One embedding vector per object, from the model's pooled (layer-weighted where the
-    model defines it) output over all the object's observations, with its
-    n_observations_used and first known label; `<output stem>.json` beside it as for
-    predict. `resume`: keep the shards a killed run finished."""
-    output = file_output(output)
-    plugin, model, config = _encoder_model(model_dir)
-    encoder = load_encoder(model_dir)
-    ranks = current_ranks()
-    model.to(ranks.device)
-    run = CatalogRun("embed", Path(data), parts_folder(output),
-                     {"model": _model_key(model_dir)}, resume=resume, ranks=ranks)
-
-    def work(unit, frame):
-        collate = _collator(plugin, config, input_bands(plugin, config, frame, unit.path,
-                                                        encoder))
-        frame = with_metadata(frame, encoder, config)
-        vectors, used = embed_frame(model, plugin, frame, collate, batch_size)
-        return {"": object_part(frame, vectors, used)}
-
-    run.run(work)
-    if not ranks.is_main:
-        run.finish()
-        return pl.read_parquet(output)
-    merged = merge_parts(run.parts())
-    vectors = merged.means.astype(np.float32)
-    table = pl.DataFrame({"object_id": merged.objects, "label": merged.labels,
-                          "n_observations_used": merged.observations,
-                          "embedding": vectors.tolist()},
-                         schema_overrides={"embedding": pl.List(pl.Float32),
-                                           "label": pl.String})
-    write_frame_atomic(table, output)
-    run.finish(summary_path(output), run.summary(merged, output,
-                                                 embedding_size=int(vectors.shape[1])))
-    if plot is not None:
-        from lcfm.plots import plot_embedding
-
-        plot_embedding(vectors, merged.labels, plot)
-    return table
+__all__ = ["EARLY_METRICS", "SEEN_SPLITS", "SPLITS_FILE", "EmbedArgs", "EvaluateArgs",
+           "PredictArgs", "embed", "evaluate", "file_output", "folder_output", "input_bands",
+           "predict", "read_splits", "run_embed", "run_evaluate", "run_predict",
+           "summary_path", "write_splits"]

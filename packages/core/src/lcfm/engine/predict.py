@@ -1,5 +1,12 @@
 """Batched inference over whole light curves: class probabilities (optionally Monte-Carlo
-dropout passes, ASTRAFier sect. 3.6) and embeddings, per light curve and per object.
+dropout passes, ASTRAFier sect. 3.6: "keeping dropout active during inference ... and
+performing 20 forward passes, taking the mean of these outputs as the final predicted
+probability distribution") and embeddings, per light curve and per object.
+
+A model whose output carries `unsure_logits` (ATCAT's extra "unsure" output, sect. 2.2.5 and
+2.7) also gives p_unsure: the last entry of softmax(cat(logits, unsure_logits)), the
+probability the model puts on "unsure"; the class probabilities stay the softmax over the
+classes alone (they sum to one, whatever the unsure output says).
 
 Whole light curves (issue 9, "Whole light curves"): a model whose input holds at most W
 observations (`ModelPlugin.inference_window`: Astromer's 200-observation windows, AstroCo's,
@@ -74,10 +81,12 @@ class WindowedRows(torch.utils.data.Dataset):
 @dataclass
 class RowPredictions:
     """Per light curve: `passes` (passes, rows, classes) window-aggregated probabilities of
-    each forward pass (one pass without MC dropout), and `observations` (rows,) used."""
+    each forward pass (one pass without MC dropout), and `observations` (rows,) used;
+    `unsure` (passes, rows): p_unsure of a model with an "unsure" output, else None."""
 
     passes: np.ndarray
     observations: np.ndarray
+    unsure: np.ndarray | None = None
 
     @property
     def probs(self) -> np.ndarray:
@@ -122,12 +131,27 @@ def predict_frame(model, plugin, frame: pl.DataFrame, collate, n_classes: int,
             chunks = []
             for batch in evaluation_batches(windows, batch_size, collate, seed):
                 batch.pop("labels", None)
-                logits = model(**to_device(batch, device)).logits[:, :n_classes].float()
-                chunks.append(logits.softmax(-1).cpu().numpy())
+                chunks.append(class_probabilities(model(**to_device(batch, device)),
+                                                  n_classes).cpu().numpy())
             runs.append(windows.per_row(np.concatenate(chunks)))
     finally:
         model.eval()
-    return RowPredictions(np.stack(runs).astype(np.float32), windows.row_observations())
+    passes = np.stack(runs).astype(np.float32)
+    unsure = passes[..., n_classes] if passes.shape[-1] > n_classes else None
+    return RowPredictions(passes[..., :n_classes], windows.row_observations(), unsure)
+
+
+def class_probabilities(output, n_classes: int, step: bool = False) -> torch.Tensor:
+    """(..., classes [+ 1]) softmax over the classes, with p_unsure appended when the output
+    has `unsure_logits` (module docstring). `step`: the per-point outputs of a causal
+    model (`step_logits`, `step_unsure_logits`)."""
+    logits = (output.step_logits if step else output.logits)[..., :n_classes].float()
+    probs = logits.softmax(-1)
+    unsure = getattr(output, "step_unsure_logits" if step else "unsure_logits", None)
+    if unsure is None:
+        return probs
+    joint = torch.cat([logits, unsure.float().unsqueeze(-1)], -1).softmax(-1)
+    return torch.cat([probs, joint[..., -1:]], -1)
 
 
 @torch.no_grad()

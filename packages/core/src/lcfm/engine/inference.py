@@ -1,0 +1,418 @@
+"""`lcfm predict` and `lcfm embed`, and what they share with `lcfm evaluate`: the split
+record of a fine-tuning run, output checks, the band check for data of another survey.
+
+Every observation of a light curve enters the model (`lcfm.engine.predict`: consecutive
+windows, observation-weighted mean). Light curves of one object (bands, quarters, sectors)
+are then combined by averaging their class probabilities (or embeddings) weighted by the
+observations each contributed, so catalogs and metrics have one entry per object, with
+`n_observations_used` (all the object's observations that entered the model).
+
+Inference needs no labels: rows whose label is None or outside the model's classes are
+classified and embedded like any other. Every command works shard by shard
+(`lcfm.engine.catalog`): across Accelerate ranks, with per-shard results merged by the main
+process into one entry per object; predict and embed resume a killed run (`resume=True`)
+and write `<output stem>.json` (counts, speed, num_processes) beside their catalog.
+
+Data from another survey than the model's (issue 9, item 1): accepted only by a model that
+encodes bands by central wavelength (`ModelPlugin.encodes_wavelength`, ATCAT), when every
+band of the data has a wavelength in its survey plugin, both surveys give the same kind of
+value (flux or magnitude) and the model reads no survey-specific metadata; the collator
+then gets the data's own band wavelengths. Anything else is a one-line DataError naming
+both surveys: a model that reads no band information cannot tell what it is given.
+
+Options are declared once (`lcfm.options`): `PredictArgs`, `EmbedArgs`; `run_predict` and
+`run_embed` take them, `predict(...)` and `embed(...)` keep the positional signatures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lcfm.dataset_lock import write_text_atomic
+from lcfm.engine.catalog import CatalogRun, merge_parts, object_part, parts_folder
+from lcfm.engine.metadata import load_encoder, with_metadata
+from lcfm.engine.predict import predict_frame
+from lcfm.engine.save import load_classifier
+from lcfm.exceptions import ConfigError, DataError, PluginNotFoundError
+from lcfm.options import option
+from lcfm.ranks import current_ranks
+from lcfm.registry import get_survey
+from lcfm.shards import scan_shards, write_frame_atomic
+
+#: object_id -> split ("train", "validation", "test") of the fine-tuning run, in its folder
+SPLITS_FILE = "splits.parquet"
+SEEN_SPLITS = ("train", "validation")
+
+
+def write_splits(output: Path, parts: dict[str, pl.DataFrame]) -> Path:
+    """Record which objects a fine-tuning run trained, validated and tested on."""
+    table = pl.concat([pl.DataFrame({"object_id": part["object_id"].unique().sort(),
+                                     "split": name}, schema={"object_id": pl.String,
+                                                             "split": pl.String})
+                       for name, part in parts.items()])
+    return write_frame_atomic(table, Path(output) / SPLITS_FILE)
+
+
+def read_splits(model_dir: Path) -> pl.DataFrame | None:
+    path = Path(model_dir) / SPLITS_FILE
+    if not path.exists():
+        return None
+    try:
+        table = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a corrupt file
+        raise DataError(f"{path}: unreadable split record ({exc})") from None
+    if not {"object_id", "split"} <= set(table.columns):
+        raise DataError(f"{path}: expected columns object_id and split, found {table.columns}")
+    return table
+
+
+def seen_objects(model_dir: Path) -> pl.Series:
+    """The objects a fine-tuning run trained or validated on (none without a record)."""
+    splits = read_splits(model_dir)
+    if splits is None:
+        return pl.Series("object_id", [], pl.String)
+    return splits.filter(pl.col("split").is_in(SEEN_SPLITS))["object_id"].cast(pl.String)
+
+
+def file_output(output: Path, option: str = "--output") -> Path:
+    output = Path(output)
+    if output.is_dir():
+        raise ConfigError(f"{option} {output}: is a directory; give a file name such as "
+                          f"{output / 'catalog.parquet'}")
+    return output
+
+
+def folder_output(output: Path, option: str = "--output") -> Path:
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"{option} {output}: is an existing file; give a folder")
+    return output
+
+
+def parse_cutoffs(cutoffs) -> list[float] | None:
+    """`1,3,10,30` (or a list of numbers) -> [1.0, 3.0, 10.0, 30.0]; None or empty -> None."""
+    if cutoffs is None or cutoffs == "" or cutoffs == []:
+        return None
+    items = cutoffs.split(",") if isinstance(cutoffs, str) else list(cutoffs)
+    try:
+        values = [float(x) for x in items if str(x).strip()]
+    except (TypeError, ValueError):
+        raise ConfigError(f"--cutoffs {cutoffs!r}: expected numbers separated by commas"
+                          ) from None
+    return values or None
+
+
+def _bands(frame: pl.DataFrame) -> list[str]:
+    return frame["band"].explode().cast(pl.String).unique().sort().to_list()
+
+
+def input_bands(plugin, config, frame: pl.DataFrame, source, encoder=None) -> dict[str, float]:
+    """Band -> wavelength for the collator, after checking that the model can read data of
+    this survey (module docstring). Raises DataError naming both surveys otherwise."""
+    surveys = frame["survey"].unique().to_list()
+    if len(surveys) != 1:
+        raise DataError(f"{source}: a dataset must hold one survey, found {sorted(surveys)}")
+    survey = surveys[0]
+    model_survey = getattr(config, "lcfm_survey", None)
+    model_bands = dict(getattr(config, "lcfm_bands", None) or {})
+    present = _bands(frame)
+    if model_survey is None or survey == model_survey:
+        unknown = [b for b in present if model_bands and b not in model_bands]
+        if unknown:
+            raise DataError(f"{source}: bands {unknown} are not among the model's "
+                            f"{model_survey} bands {sorted(model_bands)}")
+        return model_bands
+    try:
+        data_plugin = get_survey(survey)
+        wavelengths = {str(b): float(w) for b, w in data_plugin.bands.items()}
+        kinds = {data_plugin.value_kind, get_survey(model_survey).value_kind}
+    except PluginNotFoundError:
+        wavelengths, kinds = {}, set()
+    missing = [b for b in present if not wavelengths.get(b, 0) > 0]
+    if not plugin.encodes_wavelength:
+        why = f"{plugin.name} does not encode bands by wavelength"
+    elif missing:
+        why = f"bands {missing} have no central wavelength"
+    elif len(kinds) != 1:
+        why = f"values differ in kind ({' vs '.join(sorted(kinds)) or 'unknown'})"
+    elif encoder is not None:
+        why = f"the model reads {model_survey} metadata"
+    else:
+        return wavelengths
+    raise DataError(f"{source}: the model was trained on {model_survey} (bands "
+                    f"{', '.join(model_bands)}), the data are {survey} (bands "
+                    f"{', '.join(present)}); {why}")
+
+
+def inference_collator(plugin, config, bands, seed: int = 0, task: str = "classify"):
+    # label2id=None: inference needs no labels, so unlabeled rows and labels outside the
+    # model's classes are classified like any other
+    return plugin.collator(config, task=task, train=False, bands=bands, label2id=None,
+                           seed=seed)
+
+
+def load_classifier_parts(model_dir: Path):
+    """(plugin, model, class names, metadata encoder or None) of a classifier folder."""
+    plugin, model = load_classifier(model_dir)
+    config = model.config
+    classes = [config.id2label[i] for i in range(len(config.id2label))]
+    return plugin, model, classes, load_encoder(model_dir)
+
+
+def band_summary(data: Path) -> pl.DataFrame:
+    """The surveys and bands of a dataset (what `input_bands` checks), read column-wise."""
+    scan = scan_shards(data)
+    surveys = scan.select(pl.col("survey").unique()).collect()["survey"].to_list()
+    bands = (scan.select(pl.col("band").explode().cast(pl.String).unique())
+             .collect()["band"].to_list())
+    return pl.DataFrame({"survey": surveys, "band": [bands] * len(surveys)},
+                        schema={"survey": pl.String, "band": pl.List(pl.String)})
+
+
+def model_key(model_dir: Path) -> str:
+    return str(Path(model_dir).resolve())
+
+
+def summary_path(output: Path) -> Path:
+    """`<stem>.json` beside a catalog."""
+    return output.with_name(output.stem + ".json")
+
+
+def check_mc_samples(mc_samples: int) -> None:
+    if mc_samples < 0:
+        raise ConfigError(f"--mc-samples {mc_samples}: must be 0 (one deterministic pass) or "
+                          "a positive number of passes")
+
+
+def check_causal(plugin, cutoffs) -> None:
+    if cutoffs and not getattr(plugin, "causal", False):
+        raise ConfigError(f"--cutoffs: early classification needs a causal model; "
+                          f"{plugin.name!r} attends to future points")
+
+
+@dataclass
+class PredictArgs:
+    model: Path = option(help="Fine-tuned model folder.")
+    data: Path = option(help="Folder of canonical shards.")
+    output: Path = option(help="Parquet catalog to write.")
+    mc_samples: int = option(0, "Monte-Carlo dropout passes with the model's own dropout "
+                                "(ASTRAFier sect. 3.6 uses 20); 0: one deterministic pass. "
+                                "A model without dropout refuses it.")
+    batch_size: int = option(64, "Light curves per batch.")
+    seed: int = option(0, "Seed of MC-dropout passes and of collators.")
+    cutoffs: list[float] | None = option(None, "Causal models: also classify at these days "
+                                               "since the first alert (first observation "
+                                               "where the survey records none), e.g. "
+                                               "1,3,10,30 (<output stem>_early.parquet; "
+                                               "with labels, <output stem>_early_metrics."
+                                               "json).")
+    early: bool = option(False, "Causal models: probabilities after every observation "
+                                "(<output stem>_early.parquet).")
+    resume: bool = option(False, "Keep the shards a killed run finished (OUTPUT.parts/) and "
+                                 "do the rest; refused when the model, data or options "
+                                 "differ.")
+
+
+@dataclass
+class EmbedArgs:
+    model: Path = option(help="Pretrained or fine-tuned model folder.")
+    data: Path = option(help="Folder of canonical shards.")
+    output: Path = option(help="Parquet file of embeddings.")
+    batch_size: int = option(64, "Light curves per batch.")
+    plot: Path | None = option(None, "Also draw a 2-D projection PNG.")
+    resume: bool = option(False, "Keep the shards a killed run finished (OUTPUT.parts/) and "
+                                 "do the rest.")
+
+
+def run_predict(args: PredictArgs) -> pl.DataFrame:
+    """A Parquet catalog: object_id (once each), predicted class, one probability column
+    per class, n_observations_used and, with MC dropout (`mc_samples` passes with the
+    model's own dropout rates), one standard-deviation column per class: the spread over
+    passes of the object's probability; p_unsure for a model with an "unsure" output.
+    With `early` or `cutoffs` (causal models), also `<output stem>_early.parquet`:
+    probabilities after each observation, or at each cut-off in days since the first alert
+    (`lcfm.engine.early`); with `cutoffs` and labeled objects the model did not train or
+    validate on, `<output stem>_early_metrics.json` (macro F1 and class-balanced F1 per
+    cut-off). Beside the catalog, `<output stem>.json`: n_objects, n_light_curves,
+    num_processes, seconds, light_curves_per_second. `resume`: keep the shards a killed
+    run finished."""
+    output = file_output(args.output)
+    cutoffs = parse_cutoffs(args.cutoffs)
+    check_mc_samples(args.mc_samples)
+    mc_samples, seed = int(args.mc_samples), int(args.seed)
+    plugin, model, classes, encoder = load_classifier_parts(args.model)
+    check_causal(plugin, cutoffs or args.early)
+    if mc_samples:
+        from lcfm.engine.predict import enable_mc_dropout
+
+        enable_mc_dropout(model, plugin)  # fails before any shard is read
+        model.eval()
+    ranks = current_ranks()
+    model.to(ranks.device)
+    run = CatalogRun("predict", Path(args.data), parts_folder(output), {
+        "model": model_key(args.model), "classes": classes, "mc_samples": mc_samples,
+        "seed": seed, "cutoffs": cutoffs, "early": args.early}, resume=args.resume,
+        ranks=ranks)
+
+    def work(unit, frame):
+        bands = input_bands(plugin, model.config, frame, unit.path, encoder)
+        collate = inference_collator(plugin, model.config, bands, seed)
+        frame = with_metadata(frame, encoder, model.config)
+        tables = {}
+        if args.early or cutoffs:
+            from lcfm.engine.early import early_probabilities
+
+            tables[".early"] = early_probabilities(model, plugin, frame, collate, classes,
+                                                   cutoffs, args.batch_size)
+        rows = predict_frame(model, plugin, frame, collate, len(classes), args.batch_size,
+                             mc_samples=mc_samples, seed=seed)
+        values = rows.passes
+        if rows.unsure is not None:
+            values = np.concatenate([values, rows.unsure[..., None]], -1)
+        tables[""] = object_part(frame, values.transpose(1, 0, 2), rows.observations)
+        return tables
+
+    run.run(work)
+    if not ranks.is_main:
+        run.finish()
+        return pl.read_parquet(output)
+    merged = merge_parts(run.parts())
+    # classes, + 1 for a model with an "unsure" output (p_unsure)
+    width = merged.sums.shape[1] // max(mc_samples, 1) if merged.objects else len(classes)
+    object_passes = merged.means.reshape(len(merged.objects), max(mc_samples, 1), width)
+    object_probs = object_passes.mean(1)[:, :len(classes)]
+    columns = {"object_id": merged.objects,
+               "predicted_class": [classes[i] for i in object_probs.argmax(1)],
+               "probability": object_probs.max(1),
+               "n_observations_used": merged.observations}
+    columns.update({f"p_{c}": object_probs[:, i] for i, c in enumerate(classes)})
+    if width > len(classes):
+        columns["p_unsure"] = object_passes.mean(1)[:, len(classes)]
+    if mc_samples:
+        object_std = object_passes.std(1)
+        columns.update({f"std_{c}": object_std[:, i] for i, c in enumerate(classes)})
+    catalog = pl.DataFrame(columns)
+    if args.early or cutoffs:
+        early = pl.concat(run.parts(".early"), how="diagonal_relaxed")
+        write_frame_atomic(early, output.with_name(output.stem + "_early.parquet"))
+        if cutoffs:
+            _write_early_metrics(args.model, early, classes, cutoffs, merged,
+                                 output.with_name(output.stem + "_early_metrics.json"))
+    write_frame_atomic(catalog, output)
+    run.finish(summary_path(output), run.summary(merged, output, mc_samples=mc_samples))
+    return catalog
+
+
+def _write_early_metrics(model_dir, early: pl.DataFrame, classes, cutoffs, merged, path):
+    """Early metrics of the labeled objects the model did not train or validate on (the
+    others are counted); nothing is written when no such object exists."""
+    from lcfm.engine.early import early_metrics
+
+    seen = set(seen_objects(model_dir).to_list())
+    labeled = {o: lab for o, lab in zip(merged.objects, merged.labels, strict=True)
+               if lab in classes}
+    objects = {o: lab for o, lab in labeled.items() if o not in seen}
+    if not objects:
+        return
+    report = early_metrics(early, classes, cutoffs, objects)
+    report["excluded_training_objects"] = len(labeled) - len(objects)
+    write_text_atomic(path, json.dumps(report, indent=2) + "\n")
+
+
+def _encoder_model(model_dir: Path):
+    """(plugin, encoder model, config) of a pretrained or fine-tuned model folder."""
+    from lcfm.engine.loading import (
+        ADAPTER_CONFIG,
+        check_model_folder,
+        load_pretrained,
+        plugin_for_model_type,
+    )
+
+    check_model_folder(model_dir)
+    if (Path(model_dir) / ADAPTER_CONFIG).exists():
+        # a LoRA fine-tune: its encoder is the base with the adapters merged in
+        plugin, classifier = load_classifier(model_dir)
+        classifier = classifier.merge_and_unload()
+        return plugin, getattr(classifier, classifier.base_model_prefix), classifier.config
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    plugin = plugin_for_model_type(config.model_type)
+    return plugin, load_pretrained(plugin.base_model_class, model_dir), config
+
+
+def run_embed(args: EmbedArgs) -> pl.DataFrame:
+    """One embedding vector per object, from the model's pooled (layer-weighted where the
+    model defines it) output over all the object's observations, with its
+    n_observations_used and first known label; `<output stem>.json` beside it as for
+    predict. `resume`: keep the shards a killed run finished."""
+    from lcfm.engine.predict import embed_frame
+
+    output = file_output(args.output)
+    plugin, model, config = _encoder_model(args.model)
+    encoder = load_encoder(args.model)
+    ranks = current_ranks()
+    model.to(ranks.device)
+    run = CatalogRun("embed", Path(args.data), parts_folder(output),
+                     {"model": model_key(args.model)}, resume=args.resume, ranks=ranks)
+
+    def work(unit, frame):
+        collate = inference_collator(plugin, config, input_bands(plugin, config, frame,
+                                                                 unit.path, encoder))
+        frame = with_metadata(frame, encoder, config)
+        vectors, used = embed_frame(model, plugin, frame, collate, args.batch_size)
+        return {"": object_part(frame, vectors, used)}
+
+    run.run(work)
+    if not ranks.is_main:
+        run.finish()
+        return pl.read_parquet(output)
+    merged = merge_parts(run.parts())
+    vectors = merged.means.astype(np.float32)
+    table = pl.DataFrame({"object_id": merged.objects, "label": merged.labels,
+                          "n_observations_used": merged.observations,
+                          "embedding": vectors.tolist()},
+                         schema_overrides={"embedding": pl.List(pl.Float32),
+                                           "label": pl.String})
+    write_frame_atomic(table, output)
+    run.finish(summary_path(output), run.summary(merged, output,
+                                                 embedding_size=int(vectors.shape[1])))
+    if args.plot is not None:
+        from lcfm.plots import plot_embedding
+
+        plot_embedding(vectors, merged.labels, args.plot)
+    return table
+
+
+def predict(model_dir, data: Path | None = None, output: Path | None = None,
+            mc_samples: int = 0, batch_size: int = 64, seed: int = 0,
+            cutoffs: list[float] | None = None, early: bool = False,
+            resume: bool = False) -> pl.DataFrame:
+    """`run_predict` with positional options (or a `PredictArgs` as the only argument)."""
+    if isinstance(model_dir, PredictArgs):
+        return run_predict(model_dir)
+    return run_predict(PredictArgs(model=Path(model_dir), data=Path(data),
+                                   output=Path(output), mc_samples=mc_samples,
+                                   batch_size=batch_size, seed=seed, cutoffs=cutoffs,
+                                   early=early, resume=resume))
+
+
+def embed(model_dir, data: Path | None = None, output: Path | None = None,
+          batch_size: int = 64, plot: Path | None = None, resume: bool = False
+          ) -> pl.DataFrame:
+    """`run_embed` with positional options (or an `EmbedArgs` as the only argument)."""
+    if isinstance(model_dir, EmbedArgs):
+        return run_embed(model_dir)
+    return run_embed(EmbedArgs(model=Path(model_dir), data=Path(data), output=Path(output),
+                               batch_size=batch_size, plot=plot, resume=resume))
+
+
+__all__ = ["SEEN_SPLITS", "SPLITS_FILE", "EmbedArgs", "PredictArgs", "band_summary",
+           "embed", "file_output", "folder_output", "input_bands", "parse_cutoffs",
+           "predict", "read_splits", "run_embed", "run_predict", "seen_objects",
+           "summary_path", "write_splits"]
