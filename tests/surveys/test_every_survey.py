@@ -13,7 +13,9 @@ def test_plugin_declares_the_contract(name):
     survey = get_survey(name)
     assert survey.name == name and survey.value_kind in ("flux", "mag")
     assert survey.bands and all(w > 0 for w in survey.bands.values())
-    assert len(survey.taxonomy.classes) >= 2 and survey.default_window > 0
+    assert len(survey.taxonomy.classes) >= 2
+    # default_window is informational (lcfm.survey, "Windows"): positive when set
+    assert survey.default_window is None or survey.default_window > 0
     assert survey.formats, "at least one native format"
     for raw, mapped in survey.taxonomy.raw_to_class.items():
         assert mapped is None or mapped in survey.taxonomy.classes, (raw, mapped)

@@ -15,6 +15,11 @@ rejected as "duplicate object_id" (the first is kept) for "reject" readers; rows
 
 The output folder is marked while it is written (`lcfm.dataset_lock`): readers refuse it,
 a second ingest into it fails at once, and a killed ingest restarts cleanly when rerun.
+
+Plugin context (issue 12, item 6): each reader gets the input root as `reader.root` and the
+survey's options as `reader.options`; label catalogues beside the light curves are skipped
+by discovery and listed in report.json under `files_skipped`; raw labels the taxonomy does
+not know are counted under `labels_unknown` (`lcfm.survey`).
 """
 
 from __future__ import annotations
@@ -93,18 +98,25 @@ class FileResult:
 _WORKER_SURVEY: dict = {}
 
 
-def _init_worker(survey: SurveyPlugin, fmt: str | None) -> None:
-    _WORKER_SURVEY.update(survey=survey, fmt=fmt)
+def _init_worker(survey: SurveyPlugin, fmt: str | None, root: Path | None = None) -> None:
+    _WORKER_SURVEY.update(survey=survey, fmt=fmt, root=root)
 
 
-def read_file_result(survey: SurveyPlugin, path: Path, fmt: str | None) -> FileResult:
+def _root(where: Path) -> Path:
+    """The input root readers see: the folder given, or a given file's folder."""
+    where = Path(where)
+    return where if where.is_dir() else where.parent
+
+
+def read_file_result(survey: SurveyPlugin, path: Path, fmt: str | None,
+                     root: Path | None = None) -> FileResult:
     """Read and preprocess one file without de-duplicating (the parent does that in file
     order): every row is preprocessed with its own report, which the parent counts only if
     the row is kept, so the counts are those of a serial ingest."""
     report = IngestReport(survey=survey.name)
     items: list[tuple] = []
     try:
-        reader = survey.reader_for(path, fmt)
+        reader = survey.reader_for(path, fmt, root=root)
         for raw in reader.read(path, report):
             if reader.duplicates == "merge":
                 items.append(("merge", key_digest(survey.segment_key(raw, bands=False)), raw))
@@ -141,11 +153,12 @@ class _RebuiltInputFileError(InputFileError):
 
 def _worker_read(job: tuple[int, Path]) -> tuple[int, FileResult]:
     index, path = job
-    return index, read_file_result(_WORKER_SURVEY["survey"], path, _WORKER_SURVEY["fmt"])
+    return index, read_file_result(_WORKER_SURVEY["survey"], path, _WORKER_SURVEY["fmt"],
+                                   _WORKER_SURVEY.get("root"))
 
 
 def _pool_results(survey: SurveyPlugin, fmt: str | None, jobs: list[tuple[int, Path]],
-                  workers: int):
+                  workers: int, root: Path | None = None):
     """(index, FileResult) in the order of `jobs` from a pool of `workers` processes,
     at most 2 x workers files ahead of the caller so results never pile up in memory."""
     from concurrent.futures import ProcessPoolExecutor
@@ -154,7 +167,7 @@ def _pool_results(survey: SurveyPlugin, fmt: str | None, jobs: list[tuple[int, P
     # crash or hang; the (configured) survey plugin travels pickled instead
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(survey, fmt)) as pool:
+                             initargs=(survey, fmt, root)) as pool:
         jobs = iter(jobs)
         ahead = deque(pool.submit(_worker_read, job)
                       for job in itertools.islice(jobs, 2 * workers))
@@ -169,9 +182,9 @@ class IngestRun:
     """One pass over the input files of a survey into a sink, counting in `report`."""
 
     def __init__(self, survey: SurveyPlugin, report: IngestReport, sink, work_dir: Path, *,
-                 fmt: str | None = None, strict: bool = False):
+                 fmt: str | None = None, strict: bool = False, root: Path | None = None):
         self.survey, self.report, self.sink = survey, report, sink
-        self.fmt, self.strict = fmt, strict
+        self.fmt, self.strict, self.root = fmt, strict, root
         # Keys of the light curves kept so far, as 16-byte digests: about 90 bytes per
         # light curve in a Python set (1e6 light curves ~ 90 MB), which "reject" needs to
         # know what it has seen; "merge" rows go through disk buckets instead.
@@ -202,7 +215,7 @@ class IngestRun:
         pending: set[bytes] = set()
         self.sink.begin()
         try:
-            reader = self.survey.reader_for(path, self.fmt)
+            reader = self.survey.reader_for(path, self.fmt, root=self.root)
             for raw in reader.read(path, file_report):
                 if reader.duplicates == "merge":
                     key = self.survey.segment_key(raw, bands=False)
@@ -276,7 +289,8 @@ class IngestRun:
         bar = tqdm(total=len(files), desc=f"ingest {self.survey.name}", unit="file",
                    disable=None if progress else True)
         if results is None and workers > 1 and len(files) > 1:
-            results = _pool_results(self.survey, self.fmt, list(enumerate(files)), workers)
+            results = _pool_results(self.survey, self.fmt, list(enumerate(files)), workers,
+                                    self.root)
         with bar:
             if results is not None:
                 for index, result in results:
@@ -315,10 +329,11 @@ def read_rows(survey: SurveyPlugin, input_path: Path | None = None, *,
     the same files, rejections, de-duplication and merging as `ingest`."""
     report = IngestReport(survey=survey.name)
     input_path = Path(input_path) if input_path is not None else survey.sample_path()
-    files = survey.input_files(input_path, fmt)
+    files = _discover(survey, input_path, fmt, report)
     sink = ListSink()
     with tempfile.TemporaryDirectory(prefix="lcfm-read-rows-") as work:
-        IngestRun(survey, report, sink, Path(work), fmt=fmt, strict=strict).run(files)
+        IngestRun(survey, report, sink, Path(work), fmt=fmt, strict=strict,
+                  root=_root(input_path)).run(files)
     _check(survey, report)
     return sink.rows, report
 
@@ -346,12 +361,14 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     output_dir = Path(output_dir)
     where = Path(input_path) if input_path is not None else survey.sample_path()
-    files = survey.input_files(where, fmt)  # checks `fmt` first
     report = IngestReport(survey=survey.name)
+    files = _discover(survey, where, fmt, report)  # checks `fmt` first
+    root = _root(where)
     ranks = current_ranks()
     if not ranks.is_main:
         ranks.wait()  # the main process has marked the folder
-        _read_share(survey, files, ranks, output_dir / WORK_DIR / "files", fmt, workers)
+        _read_share(survey, files, ranks, output_dir / WORK_DIR / "files", fmt, workers,
+                    root)
         ranks.wait()  # every rank has read its files
         ranks.wait()  # the main process has written the dataset
         return report
@@ -359,11 +376,12 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
         results = None
         if ranks.count > 1:
             ranks.wait()
-            _read_share(survey, files, ranks, work_dir / "files", fmt, workers)
+            _read_share(survey, files, ranks, work_dir / "files", fmt, workers, root)
             ranks.wait()
             results = _shared_results(work_dir / "files", len(files))
         with ShardWriter(output_dir, rows_per_shard) as writer:
-            IngestRun(survey, report, writer, work_dir, fmt=fmt, strict=strict).run(
+            IngestRun(survey, report, writer, work_dir, fmt=fmt, strict=strict,
+                      root=root).run(
                 files, progress=progress, workers=workers, results=results)
         report.shards = [p.name for p in writer.paths]
         _check(survey, report)
@@ -376,13 +394,22 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
     return report
 
 
+def _discover(survey: SurveyPlugin, where: Path, fmt: str | None,
+              report: IngestReport) -> list[Path]:
+    """The light-curve files under `where`; label catalogues found are listed as skipped."""
+    files = survey.input_files(where, fmt)  # a plugin's own discovery rules apply
+    for path in survey.catalogues(where, fmt):
+        report.skip_file(path, "label catalogue, not a light-curve file")
+    return files
+
+
 def _read_share(survey: SurveyPlugin, files: list[Path], ranks, folder: Path,
-                fmt: str | None, workers: int) -> None:
+                fmt: str | None, workers: int, root: Path | None = None) -> None:
     """This rank's files (i mod n), read into `folder/<index>.pkl` for the main process."""
     folder.mkdir(parents=True, exist_ok=True)
     jobs = ranks.share(list(enumerate(files)))
-    results = (_pool_results(survey, fmt, jobs, workers) if workers > 1 else
-               ((i, read_file_result(survey, path, fmt)) for i, path in jobs))
+    results = (_pool_results(survey, fmt, jobs, workers, root) if workers > 1 else
+               ((i, read_file_result(survey, path, fmt, root)) for i, path in jobs))
     for index, result in results:
         tmp = folder / f".{index:07d}.pkl.tmp"
         with open(tmp, "wb") as handle:

@@ -4,7 +4,10 @@ another one, issue 9 item 6, count on the left as `light_curves_merged`).
 
 Files a reader could not read are listed in `files_rejected` with their reason; what was
 read from them before the failure is not counted at all (ingest rolls it back), so the
-balance covers exactly the files that were ingested.
+balance covers exactly the files that were ingested. Label catalogues found beside the light
+curves are not light-curve files: they are listed in `files_skipped` (issue 12, item 6),
+neither read nor rejected. Raw labels the survey's taxonomy does not know are counted in
+`labels_unknown` (raw label -> light curves); those light curves are kept, unlabelled.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from lcfm.dataset_lock import write_text_atomic
 
 #: how many duplicate object_ids report.json lists by name
 DUPLICATE_EXAMPLES = 20
+#: distinct unknown raw labels counted by name; the others are counted under OTHER_LABELS
+UNKNOWN_LABEL_NAMES = 100
+OTHER_LABELS = "(other unknown raw labels)"
 
 
 @dataclass
@@ -37,6 +43,10 @@ class IngestReport:
     files_rejected: list[dict] = field(default_factory=list)
     duplicate_object_ids: int = 0
     duplicate_examples: list[str] = field(default_factory=list)
+    #: {"file": path, "reason": why} per file discovery left out (label catalogues)
+    files_skipped: list[dict] = field(default_factory=list)
+    #: raw label -> light curves whose raw label the taxonomy does not know (kept unlabelled)
+    labels_unknown: Counter = field(default_factory=Counter)
 
     def read(self, n_points: int, n_light_curves: int = 1) -> None:
         self.light_curves_read += n_light_curves
@@ -63,6 +73,16 @@ class IngestReport:
                 and object_id not in self.duplicate_examples:
             self.duplicate_examples.append(object_id)
 
+    def unknown_label(self, raw: str, n_light_curves: int = 1) -> None:
+        """A light curve whose raw label the taxonomy does not map: counted, kept unlabelled."""
+        key = str(raw)
+        if key not in self.labels_unknown and len(self.labels_unknown) >= UNKNOWN_LABEL_NAMES:
+            key = OTHER_LABELS
+        self.labels_unknown[key] += int(n_light_curves)
+
+    def skip_file(self, path, reason: str) -> None:
+        self.files_skipped.append({"file": str(path), "reason": reason})
+
     def merged(self, n_light_curves: int) -> None:
         self.light_curves_merged += int(n_light_curves)
 
@@ -82,6 +102,9 @@ class IngestReport:
         self.points_rejected.update(other.points_rejected)
         self.light_curves_rejected.update(other.light_curves_rejected)
         self.files_rejected.extend(other.files_rejected)
+        self.files_skipped.extend(other.files_skipped)
+        for raw, n in other.labels_unknown.items():
+            self.unknown_label(raw, n)
         self.duplicate_object_ids += other.duplicate_object_ids
         for object_id in other.duplicate_examples:
             self._example(object_id)
@@ -97,6 +120,7 @@ class IngestReport:
             "survey": self.survey,
             "files_read": self.files_read,
             "files_rejected": list(self.files_rejected),
+            "files_skipped": list(self.files_skipped),
             "light_curves_read": self.light_curves_read,
             "light_curves_written": self.light_curves_written,
             "light_curves_merged": self.light_curves_merged,
@@ -106,6 +130,7 @@ class IngestReport:
             "points_rejected": dict(self.points_rejected),
             "duplicate_object_ids": {"count": self.duplicate_object_ids,
                                      "examples": list(self.duplicate_examples)},
+            "labels_unknown": dict(self.labels_unknown),
             "balanced": self.balanced,
             "shards": self.shards,
         }

@@ -1,14 +1,44 @@
-"""The survey plugin contract (DESIGN.md, "Survey plugin contract").
+"""The survey plugin contract (DESIGN.md, "Survey plugin contract"; issue 12, item 6).
 
 A survey plugin subclasses `SurveyPlugin` and is registered under the entry point group
 `lcfm.surveys`. It declares bands with central wavelengths, a taxonomy, one `Reader` per
-native format, a deterministic preprocessing chain, a default window length and a bundled
-real sample. Readers and preprocessing steps never drop data silently: they count every
+native format, a deterministic preprocessing chain, its ingest options and a bundled real
+sample. Readers and preprocessing steps never drop data silently: they count every
 rejected point and light curve in the `IngestReport`.
 
 A light curve travels between readers, steps and the shard writer as a *row*: a dict with
 the canonical columns, where `time` is float64, `value`/`error` float32 numpy arrays and
 `band` a numpy array of str.
+
+Multi-band layout: one row per light curve (object x observing segment) holding every band,
+time-sorted and interleaved, with the band of each observation in `band`; not one row per
+band. Per-band treatment (normalisation per band, one pass per band for single-band
+models) is the collators' job, from the band column.
+
+Options (`lcfm ingest --option key=value`, `lcfm simulate --option ...`): each entry of
+`SurveyPlugin.options` is a plain default or a `survey_option(default, help, type=...)`.
+Values reach the plugin as text unless a type is declared: a declared `bool`, `int`,
+`float` or `list` option is parsed by lcfm (`true/false`, numbers, comma lists) and a bad
+value is a one-line `ConfigError`; an option with a plain text (or None) default keeps its
+value as text, so `--option labels=123` is "123", never the number 123; options with other
+plain defaults are passed through for the plugin to parse, as before. `lcfm ingest --labels
+FILE` arrives as the option `labels` (a path, as text): a plugin that joins a label
+catalogue declares `labels` in its options and reads `self.labels_path`; other plugins
+refuse `--labels` in one line.
+
+Label catalogues beside the light curves (`labels.csv`, `periods.csv`, the file of the
+`labels` option, any name matching `SurveyPlugin.catalogue_patterns`) are not light curves:
+discovery skips them and the ingest report lists them under `files_skipped`.
+
+Raw labels: `Taxonomy.map(raw, report)` counts a raw label the taxonomy does not know in the
+report (`labels_unknown`) and returns None (the light curve is kept, unlabelled); without a
+report it raises `UnknownLabelError`, a typed one-line error (still a `KeyError` for code
+that catches one). Ingest also checks every row's label against the taxonomy.
+
+Windows: a survey does not fix the number of observations a model sees; each model's
+configuration does (`window_size`, `max_length`, from its paper), and predict/evaluate
+cover whole light curves with consecutive windows. `default_window` is no longer part of
+the contract: older plugins may still set it, and `describe()` shows it when they do.
 """
 
 from __future__ import annotations
@@ -19,11 +49,23 @@ from pathlib import Path
 
 import numpy as np
 
-from lcfm.exceptions import ConfigError, InputFileError
+from lcfm.exceptions import ConfigError, InputFileError, LcfmError
 from lcfm.report import IngestReport
+from lcfm.survey_options import OPTION_TYPES, SurveyOption, option_text, survey_option
+
+__all__ = ["CATALOGUE_PATTERNS", "OPTION_TYPES", "Reader", "Row", "Step", "SurveyOption",
+           "SurveyPlugin", "Taxonomy", "UnknownLabelError", "survey_option"]
 
 Row = dict
 Step = Callable[[Row, IngestReport], Row | None]
+
+#: file names of label catalogues that sit beside light curves and are never read as data
+CATALOGUE_PATTERNS = ("labels.*", "*_labels.*", "periods.*", "*_periods.*")
+class UnknownLabelError(LcfmError, KeyError):
+    """A raw label that the survey's taxonomy does not map (one line; a KeyError too)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.args[0]
 
 
 @dataclass(frozen=True)
@@ -37,7 +79,10 @@ class Taxonomy:
     classes: tuple[str, ...]
     raw_to_class: Mapping[str, str | None] = field(default_factory=dict)
 
-    def map(self, raw) -> str | None:
+    def map(self, raw, report: IngestReport | None = None) -> str | None:
+        """The class of a raw label (None: no label, or deliberately excluded). A raw label
+        the taxonomy does not know is counted in `report` (`labels_unknown`) and gives None;
+        without a report it raises `UnknownLabelError`."""
         if raw is None:
             return None
         key = str(raw).strip()
@@ -45,7 +90,12 @@ class Taxonomy:
             return key
         if key in self.raw_to_class:
             return self.raw_to_class[key]
-        raise KeyError(key)
+        if report is not None:
+            report.unknown_label(key)
+            return None
+        known = ", ".join(list(self.classes) + [k for k in self.raw_to_class
+                                                if k not in self.classes])
+        raise UnknownLabelError(f"unknown raw label {key!r}; known: {known}")
 
     def to_dict(self) -> dict:
         return {"classes": list(self.classes), "raw_to_class": dict(self.raw_to_class)}
@@ -58,6 +108,12 @@ class Reader:
     the file name or first bytes) and `read(path, report)` which yields rows and records
     points it rejects itself (sentinels, flags) in `report`. `read` must call
     `report.read(n)` for every raw light curve, before any rejection.
+
+    Context: while ingest reads, `self.root` is the input root (the folder given to
+    `--input`, or the file's folder when one file is given; None outside ingest) -- where a
+    reader finds files beside the light curves (a label catalogue, a header file) -- and
+    `self.options` the survey's options in force (`self.survey.opts`). A reader written
+    before these existed keeps working: nothing is passed to `read`.
 
     `duplicates` says what ingest does with a row whose object (and segment, see
     `SurveyPlugin.segment_key`) was already read (issue 9, item 6): "reject" keeps the
@@ -74,8 +130,16 @@ class Reader:
     #: "reject" or "merge": what to do with a second row of the same light curve
     duplicates: str = "reject"
 
+    #: the input root of the ingest in progress (see the class docstring)
+    root: Path | None = None
+
     def __init__(self, survey: SurveyPlugin):
         self.survey = survey
+
+    @property
+    def options(self) -> dict:
+        """The survey's options in force (defaults overridden by `--option`)."""
+        return self.survey.opts
 
     def matches(self, path: Path) -> bool:
         return any(path.match(p) for p in self.patterns)
@@ -93,50 +157,120 @@ class SurveyPlugin:
     bands: Mapping[str, float] = {}
     value_kind: str = "mag"
     taxonomy: Taxonomy = Taxonomy(())
-    #: default number of observations per model window
-    default_window: int = 200
+    #: not read by lcfm (module docstring, "Windows"); older plugins set it, `describe()`
+    #: shows it
+    default_window: int | None = None
     #: reader classes, first match wins during auto-detection
     readers: Sequence[type[Reader]] = ()
     #: package that holds the bundled sample, and the folder inside it
     sample_package: str = ""
     sample_folder: str = "sample"
-    #: ingest options (`lcfm ingest --option key=value`) and their defaults
+    #: ingest options (`lcfm ingest --option key=value`): name -> a plain default or a
+    #: `survey_option(default, help, type=...)` (module docstring, "Options"); declare
+    #: `labels` to accept `lcfm ingest --labels FILE`
     options: Mapping[str, object] = {}
+    #: file names (globs) of label catalogues beside the light curves, skipped by discovery
+    catalogue_patterns: tuple[str, ...] = CATALOGUE_PATTERNS
     #: meta fields that tell observing segments of one object apart (one row per Kepler
     #: quarter, TESS sector, K2 campaign); a field a row's meta lacks counts as None
     segment_fields: tuple[str, ...] = ("quarter", "sector", "campaign")
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.options))
+        if unknown == ["labels"]:
+            raise ConfigError(f"survey {self.name!r} joins no label catalogue (--labels); "
+                              f"its labels come from its files")
         if unknown:
-            known = ", ".join(f"{k}={v!r}" for k, v in self.options.items()) or "none"
+            known = ", ".join(f"{k}={v!r}" for k, v in self.option_defaults().items()) \
+                or "none"
             raise ConfigError(f"survey {self.name!r} has no option(s) {unknown}; "
                               f"options: {known}")
+        specs = self.option_specs()
+        given = {k: self._coerce(k, v, specs[k]) for k, v in options.items()}
         #: the options in force: defaults overridden by the user's values
-        self.opts = {**self.options, **options}
+        self.opts = {**self.option_defaults(), **given}
+
+    @classmethod
+    def option_specs(cls) -> dict[str, SurveyOption | None]:
+        """Declared options (`SurveyOption`), None for those given as a plain default."""
+        return {k: v if isinstance(v, SurveyOption) else None for k, v in cls.options.items()}
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, object]:
+        return {k: v.default if isinstance(v, SurveyOption) else v
+                for k, v in cls.options.items()}
+
+    def _coerce(self, name: str, value, spec: SurveyOption | None):
+        """A user's option value: parsed for a declared option; text for a plain option
+        whose default is text or None; as given otherwise (module docstring)."""
+        if spec is not None:
+            return spec.parse(self.name, name, value)
+        default = type(self).options[name]
+        if (default is None or isinstance(default, str)) and isinstance(value, int | float):
+            return option_text(value)
+        return value
 
     def with_options(self, **options) -> SurveyPlugin:
         """A new instance of this plugin with some options changed."""
         return type(self)(**{**self.opts, **options})
+
+    @property
+    def labels_path(self) -> Path | None:
+        """The label catalogue of `lcfm ingest --labels FILE` (option `labels`), if any."""
+        value = self.opts.get("labels")
+        if value is None or str(value).strip().lower() in ("", "none"):
+            return None
+        return Path(str(value)).expanduser()
 
     # ---- formats -------------------------------------------------------------------
     @property
     def formats(self) -> dict[str, Reader]:
         return {cls.name: cls(self) for cls in self.readers}
 
-    def reader_for(self, path: Path, fmt: str | None = None) -> Reader:
+    def reader_for(self, path: Path, fmt: str | None = None, *,
+                   root: Path | None = None) -> Reader:
+        """The reader of `path` (the `fmt` one, else the first that matches), with the
+        input root `root` (default: the file's folder) as its `root`."""
         formats = self.formats
         if fmt is not None:
             self.check_format(fmt)
-            return formats[fmt]
-        for reader in formats.values():
-            if reader.matches(path):
-                return reader
-        known = ", ".join(f"{r.name} ({r.description})" for r in formats.values())
-        raise InputFileError(path, f"not a recognised {self.name} file; formats: {known}")
+            reader = formats[fmt]
+        else:
+            reader = next((r for r in formats.values() if r.matches(path)), None)
+        if reader is None:
+            known = ", ".join(f"{r.name} ({r.description})" for r in formats.values())
+            raise InputFileError(path, f"not a recognised {self.name} file; formats: {known}")
+        reader.root = Path(root) if root is not None else Path(path).parent
+        return reader
+
+    def is_catalogue(self, path: Path) -> bool:
+        """Whether `path` is a label catalogue (by name, or the `labels` option's file)."""
+        path = Path(path)
+        if any(path.match(p) for p in self.catalogue_patterns):
+            return True
+        labels = self.labels_path
+        try:
+            return labels is not None and path.resolve() == labels.resolve()
+        except OSError:
+            return False
+
+    def _found(self, path: Path, fmt: str | None) -> list[Path]:
+        formats = self.formats
+        chosen = [formats[fmt]] if fmt else list(formats.values())
+        return sorted({p for r in chosen for pattern in r.patterns for p in path.rglob(pattern)
+                       if p.is_file()})
+
+    def catalogues(self, path: Path, fmt: str | None = None) -> list[Path]:
+        """Label catalogues under the folder `path` that a reader's patterns would pick up:
+        discovery skips them (`input_files`), ingest lists them as skipped."""
+        path = Path(path)
+        if not path.is_dir():
+            return []
+        return [p for p in self._found(path, fmt) if self.is_catalogue(p)]
 
     def input_files(self, path: Path, fmt: str | None = None) -> list[Path]:
-        """Files under `path` (a file or a directory) that some reader understands."""
+        """Files under `path` (a file or a directory) that some reader understands, label
+        catalogues left out (`catalogues`); a file given by name is read whatever its name."""
         path = Path(path)
         if fmt is not None:  # before anything else: a typo is a typo on files and folders
             self.check_format(fmt)
@@ -144,13 +278,16 @@ class SurveyPlugin:
             raise InputFileError(path, "no such file or directory")
         if path.is_file():
             return [path]
-        formats = self.formats
-        chosen = [formats[fmt]] if fmt else list(formats.values())
-        files = sorted({p for r in chosen for pattern in r.patterns for p in path.rglob(pattern)
-                        if p.is_file()})
+        found = self._found(path, fmt)
+        files = [p for p in found if not self.is_catalogue(p)]
         if not files:
+            formats = self.formats
+            chosen = [formats[fmt]] if fmt else list(formats.values())
             patterns = sorted({p for r in chosen for p in r.patterns})
-            raise InputFileError(path, f"no {self.name} files found (looked for {patterns})")
+            skipped = [p.name for p in found if p not in files]
+            extra = f"; skipped label catalogue(s) {skipped}" if skipped else ""
+            raise InputFileError(path, f"no {self.name} files found (looked for "
+                                       f"{patterns}){extra}")
         return files
 
     def check_format(self, fmt: str) -> None:
@@ -217,6 +354,11 @@ class SurveyPlugin:
         return []
 
     def preprocess(self, row: Row, report: IngestReport) -> Row | None:
+        """The row's label checked against the taxonomy (a raw label is mapped, an unknown
+        one counted in `report` and dropped), then the chain of `preprocessing()`."""
+        label = row.get("label")
+        if label is not None and label not in self.taxonomy.classes:
+            row = {**row, "label": self.taxonomy.map(label, report)}
         for _name, step in self.preprocessing():
             row = step(row, report)
             if row is None:
@@ -268,8 +410,11 @@ class SurveyPlugin:
             "value_kind": self.value_kind,
             "taxonomy": list(self.taxonomy.classes),
             "formats": {n: r.description for n, r in self.formats.items()},
+            # not part of the contract any more (module docstring, "Windows")
             "default_window": self.default_window,
-            "options": {k: v for k, v in self.options.items()},
+            "options": self.option_defaults(),
+            "option_types": {k: (s.type.__name__ if s is not None else None)
+                             for k, s in self.option_specs().items()},
         }
 
 
