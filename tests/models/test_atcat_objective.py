@@ -68,6 +68,13 @@ def test_combined_loss_equals_hand_computation():
     terms = PLUGIN.last_loss_terms
     assert float(terms["log_loss"]) == pytest.approx(log_loss, rel=1e-5)
     assert float(terms["mean_p_unsure"]) == pytest.approx(probs[:, -1].mean(), rel=1e-5)
+    # the paper's recipe as lcfm.recipes holds it: the same objective
+    from lcfm.recipes import get_recipe
+
+    recipe = get_recipe("atcat-finetune")
+    again = PLUGIN.finetune_loss(model, out, labels, batch, recipe=recipe,
+                                 class_weights=torch.tensor([5.0, 1.0]))  # balanced: unused
+    assert again.item() == pytest.approx(expected, rel=1e-5)
     # another loss in the recipe: the engine's generic loss applies
     assert PLUGIN.finetune_loss(model, out, labels, batch, recipe=SimpleNamespace(loss="ce"),
                                 class_weights=None) is None
@@ -176,7 +183,7 @@ def test_class_weights_weight_the_examples():
     w = weights.numpy()[labels.numpy()]
     assert loss.item() == pytest.approx((w * ce).sum() / w.sum(), rel=1e-5)
     balanced, _, _ = _finetune_loss(model, batch, class_weights=weights, recipe=SimpleNamespace(
-        loss="model", label_smoothing=None, balanced=True))
+        loss="model", label_smoothing=None, balanced_batches=True))
     assert balanced.item() == pytest.approx(ce.mean(), rel=1e-5)
 
 

@@ -94,7 +94,8 @@ class AtcatPlugin(ModelPlugin):
         `early_classification` it carries the step logits); `labels` (batch,) class ids;
         `recipe.label_smoothing`, when set above 0, overrides `config.label_smoothing`;
         `class_weights` (classes,) are the w_{x,y} of sect. 2.3.2, ignored when the recipe
-        samples balanced batches (the paper's setting, where none are needed). The parts of
+        says `balanced_batches=True` (the paper's setting, where none are needed; with
+        "auto" the engine passes None when it balanced the batches). The parts of
         the last loss (detached tensors) are kept in `self.last_loss_terms` for logging."""
         if getattr(recipe, "loss", "model") != "model":
             return None
@@ -117,7 +118,8 @@ class AtcatPlugin(ModelPlugin):
         kinds = AtcatModel.resolve_token_type(batch["flux"], batch.get("attention_mask"),
                                               batch.get("token_type"))
         smoothing = getattr(recipe, "label_smoothing", None)
-        weights = None if getattr(recipe, "balanced", False) else class_weights
+        balanced = getattr(recipe, "balanced_batches", False) is True
+        weights = None if balanced else class_weights
         terms = classifier.objective(
             full, labels, step_full=step_full, point_mask=kinds == POINT,
             class_weights=weights,
