@@ -5,16 +5,22 @@ API used by huggingface_hub 2.x (hf-local-hub's wheel needs a separately built G
 olah is a read-only mirror of huggingface.co), so the tests run the real huggingface_hub
 client and transformers against this one through HF_ENDPOINT.
 
-It implements only what `lcfm push` and `from_pretrained` need:
+It implements only what `lcfm push` and `from_pretrained` need, for model and dataset repos
+(KIND is `models` or `datasets`; dataset files resolve under /datasets/ORG/NAME/...):
 
-- POST /api/repos/create                    create a model repo (409 if it exists)
-- POST /api/validate-yaml                   README front matter must parse as YAML
-- POST /api/models/ORG/NAME/preupload/REV   every file is "regular" (inline base64)
-- POST /api/models/ORG/NAME/commit/REV      NDJSON commit: file, deletedFile, deletedFolder
-- POST /api/models/ORG/NAME/branch/BRANCH   create a branch
-- GET  /api/models/ORG/NAME[/revision/REV]  repo info (sha, siblings, private)
-- GET  /api/models/ORG/NAME/tree/REV[/PATH] file listing (for delete_patterns)
-- HEAD/GET /ORG/NAME/resolve/REV/PATH       file download with ETag and X-Repo-Commit
+- POST /api/repos/create                    create a repo (409 if it exists)
+- POST /api/validate-yaml                   README front matter: the metadata checks below
+- POST /api/KIND/ORG/NAME/preupload/REV     every file is "regular" (inline base64)
+- POST /api/KIND/ORG/NAME/commit/REV        NDJSON commit: file, deletedFile, deletedFolder
+- POST /api/KIND/ORG/NAME/branch/BRANCH     create a branch
+- GET  /api/KIND/ORG/NAME[/revision/REV]    repo info (sha, siblings, private)
+- GET  /api/KIND/ORG/NAME/tree/REV[/PATH]   file listing (for delete_patterns)
+- HEAD/GET [/datasets]/ORG/NAME/resolve/REV/PATH  file download with ETag and X-Repo-Commit
+
+The YAML checks follow the Hub's documented card metadata: a mapping; `base_model` and
+`datasets` are repository ids; `model-index` parses with huggingface_hub's own
+`model_index_to_eval_results` and every metric has a numeric value; a dataset card's
+`configs` each name a config and its data files.
 
 Answering "regular" to preupload keeps the client off the Xet/LFS storage protocols (which need a
 separate storage service); the commit, cache and download logic of the client is the real one.
@@ -36,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+from huggingface_hub.repocard_data import model_index_to_eval_results
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 
@@ -52,8 +59,8 @@ class HubError(Exception):
 
 
 class Repo:
-    def __init__(self, repo_id: str, private: bool):
-        self.repo_id, self.private = repo_id, private
+    def __init__(self, repo_id: str, private: bool, repo_type: str = "model"):
+        self.repo_id, self.private, self.repo_type = repo_id, private, repo_type
         self.commits: dict[str, dict[str, bytes]] = {}
         self.refs: dict[str, str] = {}
         self.refs["main"] = self._store({".gitattributes": GITATTRIBUTES}, "initial commit", None)
@@ -133,9 +140,54 @@ class LocalHub:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
-        repo = self.repos[repo_id]
+    def files(self, repo_id: str, revision: str = "main",
+              repo_type: str = "model") -> dict[str, bytes]:
+        repo = self.repos[_key(repo_id, repo_type)]
         return dict(repo.commits[repo.resolve(revision)])
+
+
+def _key(repo_id: str, repo_type: str) -> str:
+    """Model repos under their id (as the Hub's URLs), others under `TYPEs/ORG/NAME`."""
+    return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
+
+
+def _is_repo_id(value) -> bool:
+    return isinstance(value, str) and value.count("/") == 1 and all(value.split("/"))
+
+
+def metadata_errors(meta, repo_type: str) -> list[str]:
+    """The card metadata checks of this server (module docstring)."""
+    if not isinstance(meta, dict):
+        return ["the YAML front matter must be a mapping"]
+    errors = []
+    for key in ("base_model", "datasets"):
+        value = meta.get(key)
+        ids = [value] if isinstance(value, str) else value
+        if value is not None and not (isinstance(ids, list) and all(map(_is_repo_id, ids))):
+            errors.append(f'"{key}" must be repository ids (ORG/NAME), got {value!r}')
+    for key in ("license", "library_name", "pipeline_tag", "pretty_name"):
+        if key in meta and not isinstance(meta[key], str):
+            errors.append(f'"{key}" must be a string')
+    if "tags" in meta and not (isinstance(meta["tags"], list)
+                               and all(isinstance(t, str) for t in meta["tags"])):
+        errors.append('"tags" must be a list of strings')
+    if "model-index" in meta:
+        try:
+            _, results = model_index_to_eval_results(meta["model-index"])
+        except (KeyError, TypeError, IndexError) as exc:
+            errors.append(f'"model-index" does not parse ({type(exc).__name__}: {exc})')
+        else:
+            if not results or not all(isinstance(r.metric_value, int | float)
+                                      and r.task_type and r.dataset_type for r in results):
+                errors.append('"model-index": every result needs a task, a dataset and '
+                              "numeric metric values")
+    if repo_type == "dataset" and "configs" in meta:
+        configs = meta["configs"]
+        if not isinstance(configs, list) or not all(
+                isinstance(c, dict) and c.get("config_name") and c.get("data_files")
+                for c in configs):
+            errors.append('"configs" must list mappings with config_name and data_files')
+    return errors
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -227,9 +279,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._create_repo(auth, json.loads(body or b"{}"))
         if method == "POST" and path == "/api/validate-yaml":
             return self._validate_yaml(json.loads(body or b"{}"))
-        if len(parts) >= 4 and parts[0] == "api" and parts[1] == "models":
+        if len(parts) >= 4 and parts[0] == "api" and parts[1] in ("models", "datasets"):
             repo_id, rest = f"{parts[2]}/{parts[3]}", parts[4:]
-            repo = self._repo(repo_id, auth)
+            repo = self._repo(_key(repo_id, parts[1][:-1]), auth)
             if method == "POST" and len(rest) == 2 and rest[0] == "preupload":
                 self._check_write(auth)
                 return self._preupload(repo, rest[1], json.loads(body))
@@ -246,6 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and len(rest) >= 2 and rest[0] == "tree":
                 return self._tree(repo, rest[1], unquote("/".join(rest[2:])),
                                   query.get("recursive", ["false"])[0].lower() == "true")
+        if method in ("GET", "HEAD") and len(parts) >= 6 and parts[0] == "datasets" \
+                and parts[3] == "resolve":
+            repo = self._repo(_key(f"{parts[1]}/{parts[2]}", "dataset"), auth)
+            return self._resolve(repo, parts[4], unquote("/".join(parts[5:])), method == "HEAD")
         if method in ("GET", "HEAD") and len(parts) >= 5 and parts[2] == "resolve":
             repo = self._repo(f"{parts[0]}/{parts[1]}", auth)
             return self._resolve(repo, parts[3], unquote("/".join(parts[4:])), method == "HEAD")
@@ -253,17 +309,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _create_repo(self, auth, payload: dict):
         self._check_write(auth)
-        if payload.get("type", "model") != "model":
-            raise HubError(400, "this test server only hosts model repos")
+        repo_type = payload.get("type") or "model"
+        if repo_type not in ("model", "dataset"):
+            raise HubError(400, "this test server hosts model and dataset repos only")
         name, org = payload.get("name"), payload.get("organization")
         if not name or not org:
             raise HubError(400, "name and organization are required")
         repo_id = f"{org}/{name}"
-        url = f"{self.hub.endpoint}/{repo_id}"
-        if repo_id in self.hub.repos:
-            raise HubError(409, "You already created this model repo", url=url)
+        url = f"{self.hub.endpoint}/{_key(repo_id, repo_type)}"
+        if _key(repo_id, repo_type) in self.hub.repos:
+            raise HubError(409, f"You already created this {repo_type} repo", url=url)
         private = payload.get("visibility") == "private" or bool(payload.get("private"))
-        self.hub.repos[repo_id] = Repo(repo_id, private)
+        self.hub.repos[_key(repo_id, repo_type)] = Repo(repo_id, private, repo_type)
         self._json(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def _validate_yaml(self, payload: dict):
@@ -271,9 +328,12 @@ class _Handler(BaseHTTPRequestHandler):
         if content.startswith("---"):
             front = content.split("---", 2)[1]
             try:
-                yaml.safe_load(front)
+                errors = metadata_errors(yaml.safe_load(front), payload.get("repoType", "model"))
             except yaml.YAMLError as exc:
-                return self._json(400, {"errors": [{"message": str(exc)}], "warnings": []})
+                errors = [str(exc)]
+            if errors:
+                return self._json(400, {"errors": [{"message": e} for e in errors],
+                                        "warnings": []})
         self._json(200, {"errors": [], "warnings": []})
 
     def _preupload(self, repo: Repo, revision: str, payload: dict):
@@ -288,7 +348,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not lines or lines[0].get("key") != "header":
             raise HubError(400, "the commit payload must start with a header line")
         sha = repo.commit(revision, lines[1:], lines[0]["value"].get("summary", ""))
-        self._json(200, {"commitUrl": f"{self.hub.endpoint}/{repo.repo_id}/commit/{sha}",
+        url = f"{self.hub.endpoint}/{_key(repo.repo_id, repo.repo_type)}"
+        self._json(200, {"commitUrl": f"{url}/commit/{sha}",
                          "commitOid": sha, "pullRequestUrl": None, "success": True})
 
     def _branch(self, repo: Repo, branch: str, payload: dict):

@@ -1,47 +1,54 @@
-"""`lcfm push`: publish a trained model and its model card to the Hugging Face Hub."""
+"""`lcfm push`: publish a trained model, or a dataset folder, with its card on the Hugging
+Face Hub. The options are `lcfm.hub.PushArgs`; `push` is the command function generated
+from them (the CLI module registers it), `run` and `report` the plain functions behind it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
+from lcfm.hub import PushArgs
 
-from lcfm_cli.main import app
+from lcfm_cli.generate import dataclass_command
+
+DOC = """Upload config.json, safetensors weights (LoRA adapters with base/ when present) and a
+model card (base_model, model-index of the held-out metrics), or with --dataset a dataset
+folder's shards and reports with a dataset card whose configs: name the shards; HF_ENDPOINT
+selects the Hub. Then `import lcfm; AutoModel.from_pretrained("ORG/NAME")`, or
+`datasets.load_dataset("ORG/NAME")`, loads it."""
 
 
-@app.command()
-def push(
-    model: Annotated[Path, typer.Option(
-        help="Model folder written by `lcfm pretrain` or `lcfm finetune`.")],
-    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub repository, ORG/NAME.")],
-    private: Annotated[bool, typer.Option(help="Create the repository as private.")] = False,
-    token: Annotated[str | None, typer.Option(
-        help="Hub access token (default: HF_TOKEN or the saved `hf auth login`).")] = None,
-    revision: Annotated[str | None, typer.Option(
-        help="Branch to push to (created from main when missing; default main).")] = None,
-    evaluation: Annotated[Path | None, typer.Option(
-        help="`lcfm evaluate` output folder whose metrics go into the model card.")] = None,
-    license: Annotated[str, typer.Option(help="Licence of the weights (Hub licence id).")]
-    = "mit",
-    commit_message: Annotated[str | None, typer.Option(help="Commit message.")] = None,
-    dry_run: Annotated[bool, typer.Option(
-        help="Print the model card and the files to upload; upload nothing.")] = False,
-) -> None:
-    """Upload config.json, safetensors weights (LoRA adapters with base/ when present) and a
-    model card; HF_ENDPOINT selects the Hub. Then `import lcfm;
-    AutoModel.from_pretrained("ORG/NAME")` loads it."""
-    from lcfm.hub import inspect_model, model_card
-    from lcfm.hub import push as run
+def run(args: PushArgs) -> dict:
+    """Push (`lcfm.hub.run_push`), or with --dry-run return the card and the files it would
+    upload: {"dry_run": True, "card", "files"}."""
+    from lcfm.hub import dataset_files, inspect_model, model_card, push_target, run_push
 
-    if dry_run:
-        folder = inspect_model(model)
-        typer.echo(model_card(folder, repo_id, evaluation=evaluation, license=license))
-        typer.echo("files: " + ", ".join(
-            [*(name if source else f"{name} (merged at push time)"
-               for name, source in folder.files.items()), "README.md"]))
+    if not args.dry_run:
+        return run_push(args)
+    if push_target(args) == "dataset":
+        from lcfm.dataset_card import dataset_card
+
+        card = dataset_card(args.dataset, repo_id=args.repo_id, license=args.license)
+        return {"dry_run": True, "card": card,
+                "files": [*dataset_files(args.dataset), "README.md"]}
+    folder = inspect_model(args.model)
+    card = model_card(folder, args.repo_id, evaluation=args.evaluation,
+                      license=args.license or "mit", base_model=args.base_model,
+                      datasets=args.datasets)
+    return {"dry_run": True, "card": card,
+            "files": [*(name if source else f"{name} (merged at push time)"
+                        for name, source in folder.files.items()), "README.md"]}
+
+
+def report(result: dict, args: PushArgs) -> None:
+    if result.get("dry_run"):
+        typer.echo(result["card"])
+        typer.echo("files: " + ", ".join(result["files"]))
         return
-    result = run(model, repo_id, private=private, token=token, revision=revision,
-                 evaluation=evaluation, license=license, commit_message=commit_message)
     typer.echo(f"pushed {len(result['files'])} files to {result['url']} "
                f"(revision {result['revision']}, commit {result['commit'][:10]})")
+
+
+def push_command():
+    return dataclass_command(PushArgs, run, report, name="push", doc=DOC)
+
+
+push = push_command()

@@ -11,6 +11,11 @@ training data and recipe (from the folder's metrics.json), the metrics of `lcfm 
 when given, the licence, and how to load it. Pickled `.bin` weights, the resumable
 `checkpoint/` folder and optimizer state are never uploaded.
 
+The card itself is built in `lcfm.hub_card` (base_model, datasets, model-index of the held-out
+metrics). A dataset folder of `lcfm ingest` / `lcfm simulate` is published as a dataset
+repository (`push_dataset`, `lcfm push --dataset`): its shards, reports and a dataset card
+whose `configs:` name the shards (`lcfm.dataset_card`), so `load_dataset("ORG/NAME")` loads it.
+
 Uploads go through huggingface_hub's own client (`HfApi.create_repo`, `upload_folder`), so
 HF_ENDPOINT, HF_TOKEN and the saved login apply as for any Hub upload. After a push,
 `import lcfm; AutoModel.from_pretrained("ORG/NAME")` loads the model through the normal
@@ -27,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lcfm.exceptions import ConfigError, DataError, InputFileError, LcfmError
+from lcfm.options import option
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-CARD_TAGS = ("lcfm", "light-curves", "astronomy", "time-series")
 #: remote files a push replaces: stale weights of an earlier push (e.g. a LoRA adapter left
 #: over when a full model is pushed to the same repo) would change what from_pretrained loads
 MANAGED_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.bin", "config.json",
@@ -165,205 +170,54 @@ def inspect_model(path: Path) -> ModelFolder:
 
 # ---- the model card ------------------------------------------------------------------------
 
-def _source(value) -> str:
-    """A data source for the card: folder names, never a local absolute path."""
-    text = str(value)
-    return Path(text).name if (os.sep in text or "/" in text) else text
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return "-" if value is None else str(value)
-
-
-def _survey_section(config) -> list[str]:
-    from lcfm.exceptions import PluginNotFoundError
-    from lcfm.registry import get_survey
-
-    name = getattr(config, "lcfm_survey", None)
-    if not name:
-        return ["## Survey", "", "The survey of the training data was not recorded in "
-                "config.json.", ""]
-    try:
-        survey = get_survey(name).describe()
-    except PluginNotFoundError:
-        bands = getattr(config, "lcfm_bands", None) or {}
-        survey = {"name": name, "description": "(survey plugin not installed here)",
-                  "bands": bands, "taxonomy": [], "value_kind": "?"}
-    lines = ["## Survey", "", f"Trained on **{survey['name']}** light curves: "
-             f"{survey['description']}", "", "| band | central wavelength (Å) |", "|---|---|"]
-    lines += [f"| {b} | {w:.0f} |" for b, w in survey["bands"].items()]
-    kind = {"mag": "magnitudes", "flux": "fluxes"}.get(survey["value_kind"], survey["value_kind"])
-    lines += ["", f"Values are {kind}."]
-    if survey["taxonomy"]:
-        lines += ["", "Survey taxonomy: " + ", ".join(survey["taxonomy"]) + "."]
-    return [*lines, ""]
-
-
-def _classes_section(config) -> list[str]:
-    id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
-    lines = ["## Classes", "", "| id | class |", "|---|---|"]
-    return [*lines, *(f"| {i} | {id2label[i]} |" for i in sorted(id2label)), ""]
-
-
-def _training_section(metrics: dict | None) -> list[str]:
-    lines = ["## Training", ""]
-    if not metrics:
-        return [*lines, "No metrics.json was found beside the weights: the training data and "
-                "recipe were not recorded.", ""]
-    args = metrics.get("args", {})
-    if "first_loss" in metrics:  # `lcfm pretrain`
-        validation = metrics.get("validation") or []
-        rows = [("objective", "self-supervised pretraining"),
-                ("data", _source(metrics.get("data"))),
-                ("training / validation light curves",
-                 f"{metrics.get('train_light_curves')} / {metrics.get('validation_light_curves')}"),
-                ("steps", metrics.get("steps")), ("batch size", args.get("batch_size")),
-                ("learning rate", args.get("learning_rate")),
-                ("weight decay", args.get("weight_decay")),
-                ("warm-up fraction", args.get("warmup_fraction")), ("seed", args.get("seed")),
-                ("loss (first → last step)",
-                 f"{_fmt(metrics.get('first_loss'))} → {_fmt(metrics.get('final_loss'))}"),
-                ("validation loss", _fmt(validation[-1]["loss"]) if validation else "-")]
-    else:  # `lcfm finetune`
-        mode = (f"LoRA adapters (rank {args.get('lora_rank')}) and the head" if args.get("lora")
-                else "head only (frozen encoder)" if args.get("freeze_encoder") else "full")
-        rows = [("objective", f"classification, loss {args.get('loss')}"),
-                ("starting point", _source(metrics.get("model"))), ("trained weights", mode),
-                ("data", _source(args.get("data"))),
-                ("training / validation / test light curves",
-                 f"{metrics.get('train_light_curves')} / {metrics.get('validation_light_curves')}"
-                 f" / {metrics.get('test_light_curves')}"),
-                ("steps (best)", f"{metrics.get('steps')} ({metrics.get('best_step')})"),
-                ("batch size", args.get("batch_size")),
-                ("learning rates (encoder / head)",
-                 f"{args.get('lr_encoder')} / {args.get('lr_head')}"),
-                ("class-balanced batches", args.get("balanced")),
-                ("augmentations", ", ".join(args.get("augment") or []) or "none"),
-                ("seed", args.get("seed")),
-                ("best validation macro F1", _fmt(metrics.get("best_validation_macro_f1"), 3))]
-        test = metrics.get("test")
-        if test:
-            rows.append(("held-out test split", ", ".join(
-                f"{k.replace('_', ' ')} {v:.3f}" for k, v in test.items())))
-    lines += ["| | |", "|---|---|", *(f"| {k} | {_fmt(v)} |" for k, v in rows)]
-    return [*lines, ""]
-
-
-def _evaluation_section(evaluation: dict) -> list[str]:
-    lines = ["## Evaluation", "", f"`lcfm evaluate` on {evaluation.get('n_objects')} objects "
-             f"({evaluation.get('light_curves')} light curves, all observations; probabilities "
-             f"averaged per object), held out: the {evaluation['excluded_training_objects']} "
-             "training and validation objects in the data were excluded.", "",
-             "| metric | value |", "|---|---|"]
-    for key in ("accuracy", "macro_f1", "class_balanced_f1", "macro_precision",
-                "macro_recall", "ece"):
-        if key in evaluation:
-            lines.append(f"| {key.replace('_', ' ')} | {evaluation[key]:.3f} |")
-    per_class = evaluation.get("per_class") or {}
-    if per_class:
-        lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
-                  f"{m['support']} |" for c, m in per_class.items()]
-    return [*lines, ""]
-
-
-def _usage_section(repo_id: str, kind: str) -> list[str]:
-    code = ["import lcfm  # registers lcfm's models with transformers' Auto classes",
-            "from transformers import AutoModel, AutoModelForSequenceClassification", "",
-            f'encoder = AutoModel.from_pretrained("{repo_id}")  '
-            "# per-step hidden states and a pooled embedding"]
-    if kind == "pretrained":
-        code += ["from transformers import AutoModelForPreTraining",
-                 f'model = AutoModelForPreTraining.from_pretrained("{repo_id}")']
-    else:
-        code.append(f'classifier = AutoModelForSequenceClassification.from_pretrained('
-                    f'"{repo_id}")')
-    if kind == "lora":
-        code += ["", "# or the LoRA adapters over their base weights, with peft",
-                 "from peft import PeftModel",
-                 f'base = AutoModelForSequenceClassification.from_pretrained("{repo_id}", '
-                 'subfolder="base")',
-                 f'adapted = PeftModel.from_pretrained(base, "{repo_id}", subfolder="adapter")']
-    lines = ["## How to use", "", "Install lcfm (its model plugins register the architecture "
-             "with transformers; no `trust_remote_code`), then:", "", "```python", *code, "```",
-             "", "lcfm's own commands take a local folder:", "", "```bash",
-             f"hf download {repo_id} --local-dir model"]
-    if kind == "pretrained":
-        lines += ["lcfm finetune --model model --data SHARDS --output finetuned",
-                  "lcfm embed --model model --data SHARDS --output embeddings.parquet"]
-    else:
-        lines += ["lcfm predict --model model --data SHARDS --output predictions.parquet"]
-    return [*lines, "```", ""]
-
-
 def model_card(model: ModelFolder | Path, repo_id: str, *, evaluation: Path | None = None,
-               license: str = "mit") -> str:
-    """The README.md of the repository: YAML front matter, then the sections above."""
-    from huggingface_hub import ModelCardData
+               license: str = "mit", base_model: str | None = None,
+               datasets: list[str] | None = None) -> str:
+    """The README.md of the repository (`lcfm.hub_card.model_card`) for a model folder."""
+    from lcfm.hub_card import model_card as build
 
     folder = model if isinstance(model, ModelFolder) else inspect_model(model)
-    config, plugin = folder.config, folder.plugin
-    survey = getattr(config, "lcfm_survey", None)
-    tags = [*CARD_TAGS, config.model_type, *([survey] if survey else [])]
-    if folder.kind != "pretrained":
-        tags.append("time-series-classification")
-    data = ModelCardData(library_name="transformers", license=license, tags=tags,
-                         pipeline_tag="feature-extraction" if folder.kind == "pretrained"
-                         else "other")
-    task = {"pretrained": "a self-supervised pretrained encoder",
-            "classifier": "a light-curve classifier",
-            "lora": "a light-curve classifier fine-tuned with LoRA adapters"}[folder.kind]
-    lines = ["---", data.to_yaml(), "---", "", f"# {repo_id}", "",
-             f"{task[0].upper()}{task[1:]} ({plugin.name} architecture) for "
-             f"{survey + ' light curves' if survey else 'light curves'}, trained with lcfm, "
-             "the light-curve foundation-model platform.",
-             "", "## Model", "",
-             f"- Architecture: {plugin.description}",
-             f"- Implements: {plugin.paper}",
-             f"- transformers classes: `{type(config).__name__}` (model_type "
-             f"`{config.model_type}`), `{folder.extras['class_name']}`",
-             f"- Parameters: {folder.parameters:,}", ""]
-    if folder.kind == "lora":
-        lines += ["The top level holds the classifier with its LoRA adapters merged into the "
-                  "weights; `adapter/` holds the adapters (and the trained head) and `base/` "
-                  "the weights they adapt.", ""]
-    lines += _survey_section(config)
-    if folder.kind != "pretrained":
-        lines += _classes_section(config)
-    lines += _training_section(folder.metrics)
-    if evaluation is not None:
-        report = _read_json(Path(evaluation) / "metrics.json") if Path(evaluation).is_dir() \
-            else _read_json(Path(evaluation))
-        if "accuracy" not in report or "per_class" not in report:
-            raise InputFileError(evaluation, "not an `lcfm evaluate` metrics.json "
-                                             "(no accuracy / per_class)")
-        if not isinstance(report.get("excluded_training_objects"), int):  # held-out only
-            raise InputFileError(evaluation, "not checked against the model's training "
-                                 "objects; run `lcfm evaluate` on the `lcfm finetune` folder")
-        lines += _evaluation_section(report)
-    lines += _usage_section(repo_id, folder.kind)
-    lines += ["## Licence", "", f"The weights are released under the `{license}` licence. "
-              f"The training light curves come from {survey or 'the survey named above'}; "
-              "their own terms of use apply to the data.", ""]
-    return "\n".join(lines)
+    return build(folder, repo_id, evaluation=evaluation, license=license,
+                 base_model=base_model, datasets=datasets)
 
 
 # ---- the upload ------------------------------------------------------------------------------
 
+@dataclass
+class PushArgs:
+    """Options of `lcfm push` (one declaration, `lcfm.options`)."""
+
+    repo_id: str = option(help="Hub repository, ORG/NAME.")
+    model: Path | None = option(None, "Model folder written by `lcfm pretrain` or "
+                                      "`lcfm finetune` (or give --dataset).")
+    dataset: Path | None = option(None, "Dataset folder written by `lcfm ingest` or "
+                                        "`lcfm simulate`: pushed as a dataset repository "
+                                        "with a dataset card.")
+    private: bool = option(False, "Create the repository as private.")
+    token: str | None = option(None, "Hub access token (default: HF_TOKEN or the saved "
+                                     "`hf auth login`).")
+    revision: str | None = option(None, "Branch to push to (created from main when missing; "
+                                        "default main).")
+    evaluation: Path | None = option(None, "`lcfm evaluate` output folder whose held-out "
+                                           "metrics go into the model card and model-index.")
+    license: str | None = option(None, "Licence (Hub licence id) of the weights (default mit) "
+                                       "or of the dataset (default: that of the source data "
+                                       "when known, else unknown).")
+    base_model: str | None = option(None, "Hub id of the pretrained model the weights started "
+                                          "from (default: from metrics.json when it names a "
+                                          "Hub model).")
+    datasets: list[str] | None = option(None, "Hub ids of the training datasets (default: "
+                                              "from metrics.json when the data came from the "
+                                              "Hub).")
+    commit_message: str | None = option(None, "Commit message.")
+    dry_run: bool = option(False, "Print the card and the files to upload; upload nothing.")
+    endpoint: str | None = option(None, "Hub URL (default: HF_ENDPOINT).", cli=False)
+
+
 def _stage(folder: ModelFolder, card: str, into: Path) -> None:
     """Hard-link (or copy) exactly the files to publish, plus the card, into a staging folder,
     so that upload_folder commits them in one commit and nothing else."""
-    for rel, source in folder.files.items():
-        if source is None:
-            continue
-        target = into / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copy2(source, target)
+    _link({rel: source for rel, source in folder.files.items() if source is not None}, into)
     if any(source is None for source in folder.files.values()):
         from lcfm.engine.save import load_classifier
 
@@ -372,18 +226,29 @@ def _stage(folder: ModelFolder, card: str, into: Path) -> None:
     (into / "README.md").write_text(card, encoding="utf-8")
 
 
-def push(model_dir: Path, repo_id: str, *, private: bool = False, token: str | None = None,
-         revision: str | None = None, evaluation: Path | None = None, license: str = "mit",
-         commit_message: str | None = None, endpoint: str | None = None) -> dict:
-    """Create (or reuse) the repository and upload the model and its card in one commit.
-    Returns {"url", "commit", "revision", "files"}."""
+def _link(files: dict[str, Path], into: Path) -> None:
+    for rel, source in files.items():
+        target = into / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+
+def _check_repo_id(repo_id: str) -> None:
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ConfigError(f"--repo-id {repo_id!r}: expected ORG/NAME")
+
+
+def _upload(repo_id: str, repo_type: str, stage, *, private: bool, token: str | None,
+            revision: str | None, commit_message: str, endpoint: str | None,
+            delete_patterns: list[str]) -> dict:
+    """Create (or reuse) the repository and commit what `stage(folder)` puts in a staging
+    folder, in one commit. Returns {"url", "commit", "revision", "files"}."""
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError
 
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ConfigError(f"--repo-id {repo_id!r}: expected ORG/NAME")
-    folder = inspect_model(model_dir)
-    card = model_card(folder, repo_id, evaluation=evaluation, license=license)
     if constants.is_offline_mode():
         raise HubError("HF_HUB_OFFLINE is set: pushing needs the Hub (unset it, or point "
                        "HF_ENDPOINT at a reachable Hub)")
@@ -391,18 +256,16 @@ def push(model_dir: Path, repo_id: str, *, private: bool = False, token: str | N
     api = HfApi(endpoint=endpoint.rstrip("/"), token=token)
     branch = revision or constants.DEFAULT_REVISION
     with tempfile.TemporaryDirectory(prefix="lcfm-push-") as tmp:
-        _stage(folder, card, Path(tmp))
+        stage(Path(tmp))
         staged = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*")
                         if p.is_file())
         try:
-            url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type)
             if branch != constants.DEFAULT_REVISION:
-                api.create_branch(repo_id, branch=branch, exist_ok=True)
-            info = api.upload_folder(
-                repo_id=repo_id, folder_path=tmp, revision=branch,
-                delete_patterns=MANAGED_PATTERNS,
-                commit_message=commit_message or f"Upload {folder.plugin.name} {folder.kind} "
-                                                 "model with lcfm")
+                api.create_branch(repo_id, branch=branch, exist_ok=True, repo_type=repo_type)
+            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=branch,
+                                     repo_type=repo_type, delete_patterns=delete_patterns,
+                                     commit_message=commit_message)
         except HfHubHTTPError as exc:
             first_line = str(exc).strip().splitlines()[0]
             raise HubError(f"{repo_id} on {endpoint}: {first_line}") from None
@@ -412,5 +275,81 @@ def push(model_dir: Path, repo_id: str, *, private: bool = False, token: str | N
                 raise
             raise HubError(f"{repo_id}: cannot reach {endpoint} "
                            f"({type(exc).__name__}: {exc})") from None
-    return {"url": str(url), "commit": info.oid, "revision": branch,
-            "files": staged}
+    return {"url": str(url), "commit": info.oid, "revision": branch, "files": staged}
+
+
+def push(model_dir: Path, repo_id: str, *, private: bool = False, token: str | None = None,
+         revision: str | None = None, evaluation: Path | None = None, license: str = "mit",
+         commit_message: str | None = None, endpoint: str | None = None,
+         base_model: str | None = None, datasets: list[str] | None = None) -> dict:
+    """Create (or reuse) the model repository and upload the model and its card in one
+    commit. Returns {"url", "commit", "revision", "files"}."""
+    _check_repo_id(repo_id)
+    folder = inspect_model(model_dir)
+    card = model_card(folder, repo_id, evaluation=evaluation, license=license,
+                      base_model=base_model, datasets=datasets)
+    return _upload(repo_id, "model", lambda into: _stage(folder, card, into), private=private,
+                   token=token, revision=revision, endpoint=endpoint,
+                   delete_patterns=MANAGED_PATTERNS,
+                   commit_message=commit_message or f"Upload {folder.plugin.name} "
+                                                    f"{folder.kind} model with lcfm")
+
+
+def dataset_files(folder: Path) -> dict[str, Path]:
+    """What a dataset push uploads: the shards and the top-level files beside them
+    (report.json, simulation.json, a survey's fitted transforms), never hidden files or
+    subfolders (a run's scratch space); the card is written at push time."""
+    from lcfm.dataset_card import CARD
+    from lcfm.dataset_lock import SHARD_GLOB, refuse_if_being_written
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(folder, "no such dataset folder")
+    refuse_if_being_written(folder)
+    if not list(folder.glob(SHARD_GLOB)):
+        raise DataError(f"{folder}: holds no Parquet shards ({SHARD_GLOB}); not a dataset "
+                        "folder of `lcfm ingest` or `lcfm simulate`")
+    return {p.name: p for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.startswith(".") and p.name != CARD}
+
+
+def push_dataset(data_dir: Path, repo_id: str, *, private: bool = False,
+                 token: str | None = None, revision: str | None = None,
+                 license: str | None = None, commit_message: str | None = None,
+                 endpoint: str | None = None) -> dict:
+    """Upload a dataset folder as a dataset repository with its card (`configs:` naming the
+    shards, provenance, counts per class), so that `load_dataset(repo_id)` loads it.
+    Returns {"url", "commit", "revision", "files"}."""
+    from lcfm.dataset_card import dataset_card
+
+    _check_repo_id(repo_id)
+    files = dataset_files(data_dir)
+    card = dataset_card(data_dir, repo_id=repo_id, license=license)
+
+    def stage(into: Path) -> None:
+        _link(files, into)
+        (into / "README.md").write_text(card, encoding="utf-8")
+
+    return _upload(repo_id, "dataset", stage, private=private, token=token, revision=revision,
+                   endpoint=endpoint, delete_patterns=["*.parquet"],
+                   commit_message=commit_message or f"Upload {Path(data_dir).name} light "
+                                                    "curves with lcfm")
+
+
+def push_target(args: PushArgs) -> str:
+    """"model" or "dataset": what `lcfm push` publishes (exactly one must be given)."""
+    if (args.model is None) == (args.dataset is None):
+        raise ConfigError("lcfm push: give exactly one of --model and --dataset")
+    return "model" if args.model is not None else "dataset"
+
+
+def run_push(args: PushArgs) -> dict:
+    """`lcfm push` from its options: a model (--model) or a dataset (--dataset)."""
+    push_target(args)
+    common = {"private": args.private, "token": args.token, "revision": args.revision,
+              "commit_message": args.commit_message, "endpoint": args.endpoint}
+    if args.dataset is not None:
+        return push_dataset(args.dataset, args.repo_id, license=args.license, **common)
+    return push(args.model, args.repo_id, evaluation=args.evaluation,
+                license=args.license or "mit", base_model=args.base_model,
+                datasets=args.datasets, **common)
