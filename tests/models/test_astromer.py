@@ -192,7 +192,7 @@ def test_padding_is_invisible():
     torch.testing.assert_close(out.loss, reference.loss)
     for i in range(len(rows)):  # the same window without any padding
         n = int(valid[i].sum())
-        alone = model(**{k: v[i:i + 1, :n] for k, v in batch.items()})
+        alone = model(**{k: v[i:i + 1, :n] for k, v in batch.items() if k != "band_group"})
         torch.testing.assert_close(alone.last_hidden_state[0], reference.last_hidden_state[i, :n],
                                    rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(alone.pooler_output[0], reference.pooler_output[i],

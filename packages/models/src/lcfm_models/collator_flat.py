@@ -17,7 +17,8 @@ import zlib
 from collections.abc import Mapping
 
 import numpy as np
-from lcfm.exceptions import DataError
+from lcfm.bands import band_salts, band_slots, split_bands
+from lcfm.exceptions import ConfigError, DataError
 from lcfm.flat import FlatRows
 
 POINT_FIELDS = ("time", "value", "error")
@@ -147,11 +148,15 @@ def scatter(row: np.ndarray, position: np.ndarray, values, shape: tuple[int, int
     return out
 
 
-def object_uniforms(flat: FlatRows, windows: Windows, seed: int, stream: int) -> np.ndarray:
+def object_uniforms(flat: FlatRows, windows: Windows, seed: int, stream: int,
+                    salt: np.ndarray | None = None) -> np.ndarray:
     """Uniforms in [0, 1) per kept point that depend only on (seed, object_id, position in
     the window, stream): the same object gets the same numbers in any batch, vectorised by
-    hashing (splitmix64) instead of one generator per row."""
+    hashing (splitmix64) instead of one generator per row. `salt` (rows,) uint64 tells the
+    per-band rows of one object apart (`lcfm.bands.band_salts`)."""
     keys = np.array([zlib.crc32(str(o).encode()) for o in flat.object_id], dtype=np.uint64)
+    if salt is not None:
+        keys = keys ^ (np.asarray(salt, dtype=np.uint64) << np.uint64(32))
     mix = np.uint64((seed * 0x9E3779B1 + stream * 0x85EBCA77 + 1) & 0xFFFFFFFF) << np.uint64(32)
     z = (keys ^ mix)[windows.row] + windows.position.astype(np.uint64) * np.uint64(
         0x9E3779B97F4A7C15)
@@ -190,12 +195,56 @@ def row_values(flat: FlatRows, key: str, default: float) -> np.ndarray:
             else np.asarray(values, dtype=np.float64))
 
 
+class BandLayout:
+    """What a collator feeds its model (`lcfm.bands`, step 3): `flat` is the batch itself for
+    band_combine="joint" and one row per (light curve, band) otherwise; `entries` holds the
+    numpy arrays the model combines them with (`band_group`, and `band_slot` for
+    "concat"); `salt` tells per-band rows apart in deterministic draws; `objects` is the
+    original batch (labels and extra features are per light curve)."""
+
+    def __init__(self, flat: FlatRows, config, who: str):
+        self.objects, self.entries, self.salt = flat, {}, None
+        mode = getattr(config, "band_combine", "joint")
+        if mode == "joint":
+            self.flat = flat
+            return
+        self.flat, parent, code = split_bands(flat)
+        self.salt = band_salts(flat, parent, code)
+        self.entries["band_group"] = parent
+        if mode == "concat":
+            names = list(config.band_names)
+            if not names:
+                raise ConfigError(f"{who}: band_combine='concat' needs the model's band_names "
+                                  f"(set when it is built from data, or --config "
+                                  f"band_names=[...])")
+            self.entries["band_slot"] = band_slots(flat, code, names, who)
+
+
+def extra_features(flat: FlatRows, config, who: str) -> np.ndarray | None:
+    """(batch, F) float32 per-object features from `flat.extras["extra_features"]` (the
+    engine's standardised `lcfm features` table), NaN/inf as 0; None when the batch has none
+    and the model reads none. A width other than `config.num_extra_features` is a DataError."""
+    wanted = int(getattr(config, "num_extra_features", 0) or 0)
+    values = flat.extras.get("extra_features")
+    if values is None:
+        if wanted:
+            raise DataError(f"{who}: the model reads num_extra_features={wanted} per object but "
+                            f"the batch has no extra_features (pass --features)")
+        return None
+    values = np.asarray(values, dtype=np.float32).reshape(len(flat), -1)
+    if values.shape[1] != wanted:
+        raise DataError(f"{who}: extra_features has {values.shape[1]} values per object, the "
+                        f"model reads num_extra_features={wanted}")
+    return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def first_bad_row(bad: np.ndarray, row: np.ndarray) -> int | None:
     """Row of the first True entry of a per-point flag array, or None."""
     hits = np.flatnonzero(bad)
     return int(row[hits[0]]) if hits.size else None
 
 
-__all__ = ["Windows", "as_flat", "describe", "first_bad_row", "is_kind", "label_ids",
-           "object_uniforms", "require_points", "row_values", "scatter", "window_starts"]
+__all__ = ["BandLayout", "Windows", "as_flat", "describe", "extra_features", "first_bad_row",
+           "is_kind", "label_ids", "object_uniforms", "require_points", "row_values", "scatter",
+           "window_starts"]
 

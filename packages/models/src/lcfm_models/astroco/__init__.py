@@ -24,6 +24,7 @@ from lcfm_models.astroco.modeling_astroco import (
     AstroCoSequenceClassifierOutput,
 )
 from lcfm_models.astroco.recipes_astroco import DEFAULT_RECIPE, RECIPES
+from lcfm_models.band_pooling import fit_band_names
 
 
 class AstroCoPlugin(ModelPlugin):
@@ -49,6 +50,13 @@ class AstroCoPlugin(ModelPlugin):
     tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
             "conv_kernel_size": 8, "max_length": 64}
 
+    #: the unit AstroCo reads (sect. 3.1: magnitudes); lcfm.bands converts flux rows
+    value_kind = "mag"
+
+    def prepare_config(self, config: AstroCoConfig, dataset) -> AstroCoConfig:
+        """band_combine="concat": the band order, from the training data."""
+        return fit_band_names(config, dataset)
+
     def inference_window(self, config: AstroCoConfig) -> int:
         """Windows of `max_length` observations (appendix A: 200)."""
         return int(config.max_length)
@@ -61,6 +69,8 @@ class AstroCoPlugin(ModelPlugin):
         return super().mc_dropout_modules(model) + attention
 
     def collator(self, config, *, task, train, bands=None, label2id=None, seed=0):
+        """Magnitudes (flux rows converted, lcfm.bands), zero-mean per band, bands as one
+        sequence with wavelengths (band_combine="joint") or one sequence per band."""
         return AstroCoCollator(config, task=task, train=train, bands=bands,
                                label2id=label2id, seed=seed)
 

@@ -1,12 +1,20 @@
 """Canonical rows -> AstroCo tensors (paper 002, sect. 3.1 and 4; Astromer 2 windows).
 
-Each row becomes one window of at most `config.max_length` observations: a random window
-when `train=True` (seeded), the first window otherwise. All points are used in time order,
-whatever their band (AstroCo is single-band: multi-band rows enter as one interleaved
-sequence). Each window is normalised as the paper does (sect. 4, "zero-mean magnitude and
-time"): the window mean of the values and of the times is subtracted (times stay in days);
-with `config.value_normalization == "standardize"` values and errors are also divided by
-the window's standard deviation. Works the same for magnitudes and fluxes.
+Bands and units (`lcfm.bands`, docs/multiband.md): AstroCo reads magnitudes (sect. 3.1,
+4), so flux rows are converted (Pogson, errors propagated; a band with non-positive fluxes
+is standardised instead). With `config.band_combine == "joint"` (default) a row's bands stay
+one interleaved, time-sorted sequence and every point carries its band's central
+wavelength (`wavelengths`: ln(lambda / 5000 A), 0 for a band without one; a row's
+`wavelength_scale` from the redshifting augmentation multiplies lambda), which the model
+adds to its input embedding; with "mean" or "concat" each (light curve, band) is its own
+sequence (`band_group`, `band_slot`) and the model combines the bands' embeddings.
+
+Each sequence becomes one window of at most `config.max_length` observations: a random
+window when `train=True` (seeded), the first window otherwise. Each window is normalised as
+the paper does (sect. 4, "zero-mean magnitude and time"), per band: the window's time mean
+and each band's value mean are subtracted (times stay in days); with
+`config.value_normalization == "standardize"` values and errors are also divided by each
+band's standard deviation in the window.
 
 task="pretrain" adds the masked-reconstruction probing of sect. 3.1 / 4: of the valid steps
 of each window, `probe_fraction` (50%) are probed; `mask_fraction` (30% of all) get value
@@ -17,7 +25,8 @@ With train=False the probing is drawn from a generator re-seeded at every call, 
 validating the same batch twice gives the same loss.
 
 task="classify" adds `labels` through `label2id` (rows without a label get -100, ignored
-by the loss; a label missing from `label2id` is an error).
+by the loss; a label missing from `label2id` is an error), and `extra_features` when the
+batch has them (`flat.extras`).
 
 Batches are padded to their longest window; padding is zero with attention_mask = 0.
 
@@ -33,12 +42,22 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lcfm.bands import band_groups, convert, normalise, point_rows, wavelength_feature
 from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError
 from lcfm.flat import FlatRows
 
 from lcfm_models.astroco.configuration_astroco import AstroCoConfig
-from lcfm_models.collator_flat import Windows, as_flat, label_ids, require_points, window_starts
+from lcfm_models.collator_flat import (
+    BandLayout,
+    Windows,
+    as_flat,
+    extra_features,
+    label_ids,
+    require_points,
+    row_values,
+    window_starts,
+)
 
 TASKS = ("pretrain", "classify")
 IGNORE_LABEL = -100
@@ -46,13 +65,16 @@ WHO = "AstroCo collator"
 
 
 class AstroCoCollator(SeededCollator):
+    #: the unit AstroCo reads (sect. 3.1: magnitudes); see lcfm.bands
+    value_kind = "mag"
+
     def __init__(self, config: AstroCoConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,
                  label2id: Mapping[str, int] | None = None, seed: int = 0):
         if task not in TASKS:
             raise ConfigError(f"AstroCo collator: task {task!r} is not one of {TASKS}")
         self.config, self.task, self.train = config, task, train
-        self.bands = dict(bands or {})  # unused: single-band model, points interleaved
+        self.bands = {str(k): float(v) for k, v in (bands or {}).items()}
         self.label2id = None if label2id is None else dict(label2id)
         super().__init__(seed)
 
@@ -61,17 +83,24 @@ class AstroCoCollator(SeededCollator):
             return np.random.default_rng(self.seed)
         return self.worker_generator()
 
-    def _normalise(self, windows: Windows, time, value, error):
-        """Sect. 4: zero-mean time and value per window (optionally unit-variance values)."""
+    def _normalise(self, windows: Windows, flat: FlatRows):
+        """Sect. 4: zero-mean time per window and zero-mean values per band of the window
+        (optionally unit-variance values, errors alike); lcfm.bands.normalise."""
+        time = windows.gather(flat.time)
         time = (time - windows.mean(time)[windows.row]).astype(np.float32)  # float64 in: MJD
-        value = value.astype(np.float64)
-        value = value - windows.mean(value)[windows.row]
-        error = error.astype(np.float64)
-        if self.config.value_normalization == "standardize":
-            scale = np.sqrt(windows.mean(value * value))
-            scale = np.where(scale > 0, scale, 1.0)[windows.row]
-            value, error = value / scale, error / scale
+        mode = "standardize" if self.config.value_normalization == "standardize" else "center"
+        group = band_groups(windows.row, windows.gather(flat.band), len(flat.band_names))
+        value, error = normalise(windows.gather(flat.value), windows.gather(flat.error), group,
+                                 mode)
         return time, value.astype(np.float32), error.astype(np.float32)
+
+    def _wavelengths(self, windows: Windows, flat: FlatRows) -> np.ndarray:
+        """ln(lambda / 5000 A) of every kept point (0 without a wavelength), with the
+        redshifting augmentation's per-row scale."""
+        feature = wavelength_feature(flat, self.bands)
+        scale = np.log(np.maximum(row_values(flat, "wavelength_scale", 1.0), 1e-6))
+        feature = np.where(feature != 0, feature + scale[point_rows(flat)], 0.0)
+        return windows.gather(feature.astype(np.float32))
 
     def _probe(self, windows: Windows, value, error, rng):
         """BERT-style probing (sect. 3.1) of every window at once: each row's points are
@@ -99,24 +128,32 @@ class AstroCoCollator(SeededCollator):
     def __call__(self, rows: Sequence[Mapping] | FlatRows) -> dict[str, torch.Tensor]:
         flat = as_flat(rows, WHO)
         require_points(flat, WHO)
+        objects = flat
+        layout = BandLayout(convert(flat, self.value_kind), self.config, WHO)
+        flat = layout.flat
         rng = self._generator()
         length = self.config.max_length
         windows = Windows(flat, window_starts(flat.lengths, length,
                                               rng if self.train else None), length)
-        time, value, error = self._normalise(
-            windows, windows.gather(flat.time), windows.gather(flat.value),
-            windows.gather(flat.error))
+        time, value, error = self._normalise(windows, flat)
         batch = {"times": torch.from_numpy(windows.pad(time, np.float32)),
                  "attention_mask": torch.from_numpy(windows.valid())}
+        batch["wavelengths"] = torch.from_numpy(windows.pad(
+            self._wavelengths(windows, flat), np.float32))
         if self.task == "pretrain":
             batch["target_values"] = torch.from_numpy(windows.pad(value, np.float32))
             value, error, probed = self._probe(windows, value, error, rng)
             batch["target_mask"] = torch.from_numpy(windows.pad(probed, np.int64))
-        elif self.label2id is not None:  # no label2id: unlabeled data (embeddings)
-            batch["labels"] = torch.from_numpy(label_ids(flat, self.label2id, WHO,
-                                                         IGNORE_LABEL))
+        else:
+            if self.label2id is not None:  # no label2id: unlabeled data (embeddings)
+                batch["labels"] = torch.from_numpy(label_ids(objects, self.label2id, WHO,
+                                                             IGNORE_LABEL))
+            features = extra_features(objects, self.config, WHO)
+            if features is not None:
+                batch["extra_features"] = torch.from_numpy(features)
         batch["values"] = torch.from_numpy(windows.pad(value, np.float32))
         batch["errors"] = torch.from_numpy(windows.pad(error, np.float32))
+        batch.update({k: torch.from_numpy(v) for k, v in layout.entries.items()})
         return batch
 
 

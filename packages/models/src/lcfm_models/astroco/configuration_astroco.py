@@ -8,6 +8,8 @@ import math
 from lcfm.exceptions import ConfigError
 from transformers import PreTrainedConfig
 
+from lcfm_models.band_pooling import BAND_COMBINE, normalise_band_fields, validate_band_fields
+
 VALUE_NORMALIZATIONS = ("zero_mean", "standardize")
 
 
@@ -40,6 +42,14 @@ class AstroCoConfig(PreTrainedConfig):
             which 30% of all steps are masked, 10% get a random value and the remaining 10%
             are left unchanged. The loss counts every probed step.
         mask_value: the masking token ("we used zero scalar as masking token", app. A).
+        band_combine: multi-band light curves (lcfm.bands, lcfm_models.band_pooling):
+            "joint" (default) reads all bands as one interleaved sequence, each point with
+            its band's wavelength; "mean" / "concat" read each band as its own sequence and
+            average / concatenate (in `band_names` order) the bands' embeddings.
+        band_names: the fixed band order of "concat" (set from the training data when a
+            model is built from scratch).
+        num_extra_features: per-object features (periods, colours, ... from `lcfm
+            features`) the classification head reads beside the embedding (0: none).
 
     Readings of points the paper leaves open (chosen to agree with the text and with both
     published parameter counts; the counts land within 0.6%):
@@ -90,8 +100,12 @@ class AstroCoConfig(PreTrainedConfig):
     mask_fraction: float = 0.3
     random_fraction: float = 0.1
     mask_value: float = 0.0
+    band_combine: str = "joint"
+    band_names: list[str] | tuple[str, ...] = ()
+    num_extra_features: int = 0
 
     def __post_init__(self, **kwargs):
+        normalise_band_fields(self)
         super().__post_init__(**kwargs)
         self.validate_astroco()
 
@@ -136,6 +150,7 @@ class AstroCoConfig(PreTrainedConfig):
             fail("value_normalization", f"must be one of {VALUE_NORMALIZATIONS}")
         if not isinstance(self.mask_value, int | float) or not math.isfinite(self.mask_value):
             fail("mask_value", "must be a finite number")
+        validate_band_fields(self, ("joint", *BAND_COMBINE))
 
 
 __all__ = ["AstroCoConfig"]

@@ -22,6 +22,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from lcfm_models.astroco.configuration_astroco import AstroCoConfig
+from lcfm_models.band_pooling import combine_bands, head_input, head_width
 
 
 @dataclass
@@ -72,7 +73,12 @@ def sinusoidal_time_encoding(times: torch.Tensor, dim: int, base: float) -> torc
 class AstroCoEmbeddings(nn.Module):
     """Sect. 3.1: (m, sigma) -> D/2, sinusoidal time -> D/2, concatenate, Linear + GELU +
     LayerNorm. Padded steps are replaced by zeros before projection (m = sigma = t = 0);
-    masked steps arrive from the collator with m = sigma = mask_value."""
+    masked steps arrive from the collator with m = sigma = mask_value.
+
+    Bands (issue 12; AstroCo itself is single-band): each point's ln(lambda / 5000 A)
+    (`wavelengths` from the collator, 0 for an unknown band) times a learned vector is added
+    before the GELU. The vector starts at zero, so a new or older checkpoint computes
+    exactly what the paper's single-band model does until training uses the bands."""
 
     def __init__(self, config: AstroCoConfig):
         super().__init__()
@@ -80,9 +86,10 @@ class AstroCoEmbeddings(nn.Module):
         self.time_base = config.time_encoding_base
         self.photometry_projection = nn.Linear(2, config.hidden_size - self.time_dim)
         self.fusion = nn.Linear(config.hidden_size, config.hidden_size)
+        self.wavelength_weight = nn.Parameter(torch.zeros(config.hidden_size))
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, values, times, errors, valid):
+    def forward(self, values, times, errors, valid, wavelengths=None):
         # torch.where (not a product) so that NaN or inf in padding cannot leak.
         values = torch.where(valid, values, torch.zeros_like(values))
         errors = torch.where(valid, errors, torch.zeros_like(errors))
@@ -91,6 +98,10 @@ class AstroCoEmbeddings(nn.Module):
         photometry = self.photometry_projection(torch.stack([values, errors], -1).to(dtype))
         time_code = sinusoidal_time_encoding(times, self.time_dim, self.time_base).to(dtype)
         fused = self.fusion(torch.cat([photometry, time_code], dim=-1))  # (batch, time, dim)
+        # no wavelengths: 0, which keeps the weight in the graph (distributed training)
+        wavelengths = torch.zeros_like(values) if wavelengths is None else wavelengths
+        band = torch.where(valid, wavelengths, torch.zeros_like(wavelengths)).to(dtype)
+        fused = fused + band[..., None] * self.wavelength_weight.to(dtype)
         return self.LayerNorm(F.gelu(fused))
 
 
@@ -218,14 +229,20 @@ class AstroCoPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)  # Linear/Conv1d normal, norms ones/zeros, BN buffers
         if isinstance(module, AstroCoModel):
             init.zeros_(module.layer_mix_logits)  # equal weights over layers at start
+        if isinstance(module, AstroCoEmbeddings):
+            init.zeros_(module.wavelength_weight)  # bands start unread (class docstring)
 
 
 class AstroCoModel(AstroCoPreTrainedModel):
     """The AstroCo encoder: per-step representations and a pooled light-curve embedding.
 
     Inputs (from the collator): `values`, `times`, `errors` (batch, time) float and
-    `attention_mask` (batch, time), 1 for observations and 0 for padding. Targets and labels
-    of a collated batch are accepted and ignored, so any batch can be embedded."""
+    `attention_mask` (batch, time), 1 for observations and 0 for padding; optionally
+    `wavelengths` (batch, time) and, when each (light curve, band) is its own sequence,
+    `band_group` / `band_slot` (sequences,): `pooler_output` is then one vector per light
+    curve, the bands combined by `config.band_combine` (lcfm_models.band_pooling). Targets,
+    labels and extra features of a collated batch are accepted and ignored, so any batch
+    can be embedded."""
 
     def __init__(self, config: AstroCoConfig):
         super().__init__(config)
@@ -237,14 +254,15 @@ class AstroCoModel(AstroCoPreTrainedModel):
 
     def forward(self, values, times, errors=None, attention_mask=None,
                 output_hidden_states=None, return_dict=None, target_values=None,
-                target_mask=None, labels=None) -> AstroCoModelOutput:
+                target_mask=None, labels=None, wavelengths=None, band_group=None,
+                band_slot=None, extra_features=None) -> AstroCoModelOutput:
         if errors is None:
             errors = torch.zeros_like(values)
         if attention_mask is None:
             valid = torch.ones_like(values, dtype=torch.bool)
         else:
             valid = attention_mask.to(device=values.device).bool()
-        hidden = self.embeddings(values, times, errors, valid)  # (batch, time, dim)
+        hidden = self.embeddings(values, times, errors, valid, wavelengths)  # (batch, time, dim)
         layers = [hidden]
         for block in self.blocks:
             hidden = block(hidden, valid)
@@ -253,6 +271,7 @@ class AstroCoModel(AstroCoPreTrainedModel):
         mixed = torch.einsum("l,lbtd->btd", layer_weights, torch.stack(layers))
         weight = valid[..., None].to(mixed.dtype)  # (batch, time, 1)
         pooled = (mixed * weight).sum(1) / weight.sum(1).clamp_min(1.0)  # (batch, dim)
+        pooled = combine_bands(pooled, self.config, band_group, band_slot)  # per light curve
         output_hidden_states = (output_hidden_states if output_hidden_states is not None
                                 else self.config.output_hidden_states)
         return AstroCoModelOutput(
@@ -283,9 +302,12 @@ class AstroCoForMaskedReconstruction(AstroCoPreTrainedModel):
         self.post_init()
 
     def forward(self, values, times, errors=None, attention_mask=None, target_values=None,
-                target_mask=None, output_hidden_states=None, return_dict=None, labels=None):
+                target_mask=None, output_hidden_states=None, return_dict=None, labels=None,
+                wavelengths=None, band_group=None, band_slot=None, extra_features=None):
         encoded = self.astroco(values, times, errors, attention_mask,
-                               output_hidden_states=output_hidden_states)
+                               output_hidden_states=output_hidden_states,
+                               wavelengths=wavelengths, band_group=band_group,
+                               band_slot=band_slot)
         reconstruction = self.regression_head(encoded.last_hidden_state).squeeze(-1)
         loss = None
         if target_values is not None:
@@ -304,22 +326,28 @@ class AstroCoForMaskedReconstruction(AstroCoPreTrainedModel):
 
 class AstroCoForSequenceClassification(AstroCoPreTrainedModel):
     """Linear head on the pooled embedding (sect. 3.4, B.3), cross-entropy loss; labels
-    of -100 are ignored. With `num_labels == 1` the head regresses with MSE."""
+    of -100 are ignored. With `num_labels == 1` the head regresses with MSE. The head reads
+    the per-light-curve embedding followed by `extra_features` (light curves,
+    num_extra_features) when the config has them."""
 
     def __init__(self, config: AstroCoConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.astroco = AstroCoModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(head_width(config, config.hidden_size), config.num_labels)
         self.post_init()
 
     def forward(self, values, times, errors=None, attention_mask=None, labels=None,
                 output_hidden_states=None, return_dict=None, target_values=None,
-                target_mask=None):
+                target_mask=None, wavelengths=None, band_group=None, band_slot=None,
+                extra_features=None):
         encoded = self.astroco(values, times, errors, attention_mask,
-                               output_hidden_states=output_hidden_states)
-        logits = self.classifier(self.dropout(encoded.pooler_output))  # (batch, labels)
+                               output_hidden_states=output_hidden_states,
+                               wavelengths=wavelengths, band_group=band_group,
+                               band_slot=band_slot)
+        features = head_input(self.dropout(encoded.pooler_output), self.config, extra_features)
+        logits = self.classifier(features)  # (light curves, labels)
         loss = None
         if labels is not None:
             if self.num_labels == 1:

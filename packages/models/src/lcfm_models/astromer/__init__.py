@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 from lcfm.model_plugin import ModelPlugin
 
+from ..band_pooling import fit_band_names
 from .collator_astromer import AstromerCollator
 from .configuration_astromer import AstromerConfig
 from .modeling_astromer import (
@@ -78,6 +79,13 @@ class AstromerPlugin(ModelPlugin):
         classifier_hidden_sizes=(32, 16),
     )
 
+    #: the unit Astromer reads (sect. 2.1: magnitudes); lcfm.bands converts flux rows
+    value_kind = "mag"
+
+    def prepare_config(self, config: AstromerConfig, dataset) -> AstromerConfig:
+        """band_combine="concat": the band order, from the training data."""
+        return fit_band_names(config, dataset)
+
     def inference_window(self, config: AstromerConfig) -> int:
         """Windows of `window_size` observations (sect. 2.1: 200)."""
         return int(config.window_size)
@@ -85,8 +93,10 @@ class AstromerPlugin(ModelPlugin):
     def collator(self, config: AstromerConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,
                  label2id: Mapping[str, int] | None = None, seed: int = 0) -> AstromerCollator:
-        """Windows, zero-mean magnitudes, padding and (pretraining) the BERT-style probe mask;
-        `bands` is not used: Astromer takes every observation as one band."""
+        """Magnitudes (flux rows converted, lcfm.bands), one sequence per (light curve, band)
+        combined by `config.band_combine`, windows, zero-mean magnitudes per band, padding
+        and (pretraining) the BERT-style probe mask; `bands` (wavelengths) is not used:
+        Astromer has no band input."""
         return AstromerCollator(config, task=task, train=train, label2id=label2id, seed=seed)
 
 

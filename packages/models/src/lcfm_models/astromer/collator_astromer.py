@@ -3,15 +3,19 @@
 Like transformers' `DataCollatorForLanguageModeling`, the pretraining mask is drawn here, so
 a batch carries everything the loss needs and the model stays deterministic.
 
-Per row: every observation is used in time order whatever its band (Astromer is a
-single-band model; multi-band rows are taken interleaved as stored). A window of
+Bands and units (`lcfm.bands`, docs/multiband.md): Astromer reads magnitudes (sect. 2.1),
+so flux rows are converted (Pogson, errors propagated; a band with non-positive fluxes is
+standardised instead). Astromer is a single-band model: each (light curve, band) becomes
+its own sequence (`band_group` says whose), and the model combines the bands' embeddings
+by `config.band_combine` ("mean" or "concat", `lcfm_models.band_pooling`); a single-band
+light curve is one sequence, exactly as before. Per sequence, a window of
 `config.window_size` observations is cut -- a random one per call when training (sect. 2.1:
-"different windows of 200 observations per epoch"), otherwise the first -- its values are
-shifted to zero mean (sect. 2.1) -- and, for flux rows, divided by their standard
-deviation, since the model is defined on magnitudes. Shorter windows are zero-padded with
+"different windows of 200 observations per epoch"), otherwise the first -- and its values
+are shifted to zero mean (sect. 2.1), i.e. per band. Shorter windows are zero-padded with
 `attention_mask` = 0 to the longest window of the batch (at most `window_size`): the model
 has no fixed time axis, and padding a 30-point curve to 200 would make 85% of the work
-padding. Times stay in days as stored (float64).
+padding. Times stay in days as stored (float64). Per-object `extra_features` of a batch
+(`flat.extras`) are passed on for the classification head.
 
 Pretraining mask (sect. 2.3, Fig. 1), drawn among the valid points of each window:
 `probed_fraction` (50 %) are probed; of all points `random_fraction` (10 %) get the value of
@@ -35,15 +39,17 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lcfm.bands import convert, normalise
 from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.flat import FlatRows
 
 from ..collator_flat import (
+    BandLayout,
     Windows,
     as_flat,
     describe,
-    is_kind,
+    extra_features,
     label_ids,
     object_uniforms,
     require_points,
@@ -58,16 +64,23 @@ WHO = "Astromer collator"
 class AstromerCollator(SeededCollator):
     """Callable: list of canonical rows or `FlatRows` -> dict of tensors for `model(**batch)`.
 
-    Keys, all (batch, width) with width the longest window of the batch (<= window_size):
-    input_values (float32), times (float64), errors (float32), attention_mask (int64); for
-    "pretrain" also target_values (float32), probe_mask and masked_positions (bool); for
-    "classify" with `label2id` also labels (batch,) int64."""
+    Keys, all (sequences, width) with one sequence per (light curve, band) and width the
+    longest window of the batch (<= window_size): input_values (float32), times (float64),
+    errors (float32), attention_mask (int64); `band_group` (sequences,) int64, the light
+    curve of each sequence, and `band_slot` for band_combine="concat"; for "pretrain" also
+    target_values (float32), probe_mask and masked_positions (bool); for "classify" with
+    `label2id` also labels (light curves,) int64, and extra_features when the batch has
+    them."""
+
+    #: the unit Astromer reads (Astromer 2 sect. 2.1: magnitudes); see lcfm.bands
+    value_kind = "mag"
 
     def __init__(self, config: AstromerConfig, *, task: str, train: bool,
                  label2id: Mapping[str, int] | None = None, seed: int = 0):
         if task not in TASKS:
             raise ConfigError(f"Astromer collator: unknown task {task!r}; "
                               f"tasks: {', '.join(TASKS)}")
+        self.config = config
         self.window_size = config.window_size
         self.probed_fraction = config.probed_fraction
         self.random_fraction = config.random_fraction
@@ -83,26 +96,21 @@ class AstromerCollator(SeededCollator):
         flat = as_flat(rows, WHO)
         require_points(flat, WHO)
         _check_finite(flat)
+        objects = flat
+        layout = BandLayout(convert(flat, self.value_kind), self.config, WHO)
+        flat = layout.flat
         rng = self._generator() if self.train else None
         windows = Windows(flat, window_starts(flat.lengths, self.window_size, rng),
                           self.window_size)
-        values = windows.gather(flat.value).astype(np.float64)
-        errors = windows.gather(flat.error)
-        values -= windows.mean(values)[windows.row]  # sect. 2.1: zero-mean window
-        flux = is_kind(flat, "flux")
-        if flux.any():
-            # Astromer is defined on magnitudes (variations of order 0.1-1); fluxes span
-            # thousands and overflow attention. A flux window is also divided by its
-            # standard deviation (errors alike), which puts it on that scale.
-            std = np.sqrt(windows.mean(values * values))
-            scale = np.where(flux & (std > 0), std, 1.0)[windows.row]
-            values, errors = values / scale, (errors / scale).astype(np.float32)
-        values = values.astype(np.float32)
+        # sect. 2.1: zero-mean window; each sequence holds one band, so this is per band
+        values, errors = normalise(windows.gather(flat.value), windows.gather(flat.error),
+                                   windows.row, "center")
+        values, errors = values.astype(np.float32), errors.astype(np.float32)
         out = {"times": torch.from_numpy(windows.pad(windows.gather(flat.time), np.float64)),
                "errors": torch.from_numpy(windows.pad(errors, np.float32)),
                "attention_mask": torch.from_numpy(windows.valid())}
         if self.task == "pretrain":
-            probed, masked, shown = self._probe(flat, windows, values, rng)
+            probed, masked, shown = self._probe(flat, windows, values, rng, layout.salt)
             out.update(input_values=torch.from_numpy(windows.pad(shown, np.float32)),
                        target_values=torch.from_numpy(windows.pad(values, np.float32)),
                        probe_mask=torch.from_numpy(windows.pad(probed, bool)),
@@ -110,11 +118,15 @@ class AstromerCollator(SeededCollator):
         else:
             out["input_values"] = torch.from_numpy(windows.pad(values, np.float32))
             if self.label2id is not None:  # no label2id: unlabeled data (embeddings)
-                out["labels"] = torch.from_numpy(label_ids(flat, self.label2id, WHO, None))
+                out["labels"] = torch.from_numpy(label_ids(objects, self.label2id, WHO, None))
+            features = extra_features(objects, self.config, WHO)
+            if features is not None:
+                out["extra_features"] = torch.from_numpy(features)
+        out.update({k: torch.from_numpy(v) for k, v in layout.entries.items()})
         return out
 
     def _probe(self, flat: FlatRows, windows: Windows, values: np.ndarray,
-               rng: np.random.Generator | None):
+               rng: np.random.Generator | None, salt: np.ndarray | None = None):
         """BERT-style probing of every window at once -> (probed, masked, shown values),
         flat in kept order. Each row's points are ranked by random keys (a random
         permutation of the row): the first `probed` ranks are probed, of which the first
@@ -127,8 +139,8 @@ class AstromerCollator(SeededCollator):
         if rng is not None:
             keys, picks = rng.random(values.size), rng.random(values.size)
         else:
-            keys = object_uniforms(flat, windows, self.seed, 0)
-            picks = object_uniforms(flat, windows, self.seed, 1)
+            keys = object_uniforms(flat, windows, self.seed, 0, salt)
+            picks = object_uniforms(flat, windows, self.seed, 1, salt)
         rank, row = windows.ranks(keys), windows.row
         probed = rank < n_probed[row]
         masked = probed & (rank >= (n_random + n_kept)[row])

@@ -6,6 +6,8 @@ from __future__ import annotations
 from lcfm.exceptions import ConfigError
 from transformers import PreTrainedConfig
 
+from ..band_pooling import normalise_band_fields, validate_band_fields
+
 _ACTIVATIONS = ("tanh", "relu", "gelu")
 
 
@@ -75,6 +77,13 @@ class AstromerConfig(PreTrainedConfig):
             (0.1); the remaining probed points (0.3) are masked (sect. 2.3, Fig. 1).
         classifier_hidden_sizes: MLP of the classification head (sect. 5.4: 1024, 512, 256).
         classifier_dropout: dropout between the classifier's layers.
+        band_combine: how the embeddings of a multi-band light curve's bands, each read as
+            its own single-band sequence, become one vector: "mean" (any bands) or "concat"
+            (in `band_names` order, zeros for a missing band); lcfm_models.band_pooling.
+        band_names: the fixed band order of "concat" (set from the training data when a
+            model is built from scratch).
+        num_extra_features: per-object features (periods, colours, ... from `lcfm
+            features`) the classification head reads beside the embedding (0: none).
     """
 
     model_type = "lcfm_astromer"
@@ -100,9 +109,13 @@ class AstromerConfig(PreTrainedConfig):
     classifier_hidden_sizes: list[int] | tuple[int, ...] = (1024, 512, 256)
     classifier_dropout: float = 0.0
     initializer_range: float = 0.02
+    band_combine: str = "mean"
+    band_names: list[str] | tuple[str, ...] = ()
+    num_extra_features: int = 0
 
     def __post_init__(self, **kwargs):
         self.classifier_hidden_sizes = [int(n) for n in self.classifier_hidden_sizes]
+        normalise_band_fields(self)
         self._validate()
         super().__post_init__(**kwargs)
 
@@ -141,6 +154,7 @@ class AstromerConfig(PreTrainedConfig):
                                   f"probed_fraction={self.probed_fraction}")
         if any(n < 1 for n in self.classifier_hidden_sizes):
             fail("classifier_hidden_sizes", "sizes must be positive")
+        validate_band_fields(self)
 
 
 __all__ = ["AstromerConfig"]

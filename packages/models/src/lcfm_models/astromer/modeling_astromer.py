@@ -25,6 +25,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
+from ..band_pooling import combine_bands, head_input, head_width
 from .configuration_astromer import AstromerConfig
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
@@ -263,9 +264,13 @@ class AstromerModel(AstromerPreTrainedModel):
 
     def forward(self, input_values, times, attention_mask=None, masked_positions=None,
                 output_hidden_states=None, output_attentions=None, errors=None,
-                probe_mask=None, target_values=None, labels=None, **kwargs):
-        """`errors`, `probe_mask`, `target_values` and `labels` are accepted and ignored so
-        that any collator batch can be passed whole."""
+                probe_mask=None, target_values=None, labels=None, band_group=None,
+                band_slot=None, **kwargs):
+        """`errors`, `probe_mask`, `target_values`, `labels` (and `extra_features`) are
+        accepted and ignored so that any collator batch can be passed whole. The hidden
+        states are per sequence (one per light curve and band); `pooler_output` is per light
+        curve: the bands' sect. 5.4 embeddings combined by `config.band_combine` through
+        `band_group` / `band_slot` (lcfm_models.band_pooling)."""
         valid = (torch.ones_like(input_values, dtype=torch.bool) if attention_mask is None
                  else attention_mask.bool())
         masked = (torch.zeros_like(valid) if masked_positions is None
@@ -287,7 +292,8 @@ class AstromerModel(AstromerPreTrainedModel):
         stacked = torch.stack(all_hidden)  # (layers + 1, batch, time, hidden)
         means = (stacked * steps).sum(dim=2) / steps.sum(dim=1).clamp(min=1.0)
         gamma = self.layer_weights.softmax(dim=0).to(hidden.dtype)
-        pooled = torch.einsum("k,kbd->bd", gamma, means)  # (batch, hidden)
+        pooled = torch.einsum("k,kbd->bd", gamma, means)  # (sequences, hidden)
+        pooled = combine_bands(pooled, self.config, band_group, band_slot)  # (objects, .)
 
         return AstromerModelOutput(
             last_hidden_state=hidden,
@@ -314,11 +320,13 @@ class AstromerForMaskedReconstruction(AstromerPreTrainedModel):
 
     def forward(self, input_values, times, attention_mask=None, masked_positions=None,
                 probe_mask=None, target_values=None, errors=None,
-                output_hidden_states=None, output_attentions=None, labels=None, **kwargs):
+                output_hidden_states=None, output_attentions=None, labels=None,
+                band_group=None, band_slot=None, **kwargs):
         encoded = self.astromer(input_values, times, attention_mask=attention_mask,
                                 masked_positions=masked_positions,
                                 output_hidden_states=output_hidden_states,
-                                output_attentions=output_attentions)
+                                output_attentions=output_attentions, band_group=band_group,
+                                band_slot=band_slot)
         hidden = self.reconstruction_norm(encoded.last_hidden_state)
         reconstruction = self.reconstruction_head(hidden).squeeze(-1)  # (batch, time)
         loss = None
@@ -348,7 +356,7 @@ class AstromerForSequenceClassification(AstromerPreTrainedModel):
             raise ConfigError("AstromerForSequenceClassification needs num_labels or id2label "
                               "in its AstromerConfig")
         self.astromer = AstromerModel(config)
-        layers, width = [], config.hidden_size
+        layers, width = [], head_width(config, config.hidden_size)
         for size in config.classifier_hidden_sizes:
             layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(config.classifier_dropout)]
             width = size
@@ -359,12 +367,18 @@ class AstromerForSequenceClassification(AstromerPreTrainedModel):
 
     def forward(self, input_values, times, attention_mask=None, masked_positions=None,
                 labels=None, output_hidden_states=None, output_attentions=None, errors=None,
-                probe_mask=None, target_values=None, **kwargs):
+                probe_mask=None, target_values=None, band_group=None, band_slot=None,
+                extra_features=None, **kwargs):
+        """The head reads the per-light-curve embedding (bands combined by
+        `config.band_combine`) followed by `extra_features` (light curves,
+        num_extra_features) when the config has them."""
         encoded = self.astromer(input_values, times, attention_mask=attention_mask,
                                 masked_positions=masked_positions,
                                 output_hidden_states=output_hidden_states,
-                                output_attentions=output_attentions)
-        logits = self.classifier(encoded.pooler_output)  # (batch, labels)
+                                output_attentions=output_attentions, band_group=band_group,
+                                band_slot=band_slot)
+        features = head_input(encoded.pooler_output, self.config, extra_features)
+        logits = self.classifier(features)  # (light curves, labels)
         loss = None if labels is None else F.cross_entropy(logits.float(), labels.long())
         return SequenceClassifierOutput(loss=loss, logits=logits,
                                         hidden_states=encoded.hidden_states,
