@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lcfm_cli.main import app
+from lcfm_cli.common import print_json
 
 
 def _sizes(text: str) -> list[int]:
@@ -24,7 +24,6 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-@app.command()
 def bench(
     model: Annotated[list[str] | None, typer.Option(
         help="Model plugin or paper configuration, e.g. atcat or astromer-v1 (repeatable; "
@@ -40,7 +39,7 @@ def bench(
              "macho otherwise).")] = None,
     configuration: Annotated[str | None, typer.Option(
         help="Configuration of the model plugin, e.g. tiny (default: --model's).")] = None,
-    batch_size: Annotated[int, typer.Option()] = 32,
+    batch_size: Annotated[int, typer.Option(help="Light curves per batch.")] = 32,
     device: Annotated[str | None, typer.Option(
         help="torch device of the model measurement (default: cuda if present, else cpu).")]
     = None,
@@ -50,17 +49,17 @@ def bench(
         help="Minimum seconds of each model timing.")] = 1.0,
     surveys: Annotated[bool, typer.Option(
         help="Also time simulation and ingest of every survey.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the result as JSON on stdout (bench always does; accepted as "
+                       "on every command).")] = False,
 ) -> None:
     """Cost of a model on a corpus, as JSON: light curves/s of the data path per process
     (shards -> tensors) and of the model (forward; forward+backward), the fraction of this
     machine's fp32 matmul peak (measured in the same run), padding_fraction, peak RSS, and
     with several --n the scaling with corpus size."""
-    import json
-
     sizes = _sizes(n)  # a typo fails at once, before torch is imported
     from lcfm.engine.bench import bench as run
 
-    typer.echo(json.dumps(run(model, surveys=surveys, data=data, survey=survey,
-                              ns=sizes, batch_size=batch_size,
-                              configuration=configuration, device=device,
-                              model_batches=model_batches, min_seconds=seconds), indent=2))
+    print_json(run(model, surveys=surveys, data=data, survey=survey, ns=sizes,
+                   batch_size=batch_size, configuration=configuration, device=device,
+                   model_batches=model_batches, min_seconds=seconds))

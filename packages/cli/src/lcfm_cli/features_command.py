@@ -1,5 +1,6 @@
 """`lcfm features` and `lcfm baseline`: classical light-curve features and a classifier on
-them, on the same splits as `lcfm finetune` (issue 12, item 3)."""
+them, on the same splits as `lcfm finetune` (issue 12, item 3). `baseline` is generated from
+`lcfm.baseline.BaselineArgs`."""
 
 from __future__ import annotations
 
@@ -8,20 +9,19 @@ from typing import Annotated
 
 import typer
 
-from lcfm_cli.main import app
-
-Data = Annotated[Path, typer.Option(help="Folder of canonical shards.")]
-Workers = Annotated[int, typer.Option(
-    help="Processes computing features (and trees) in parallel.")]
+from lcfm_cli.common import print_json
+from lcfm_cli.generate import dataclass_command
 
 
-@app.command()
 def features(
-    data: Data,
+    data: Annotated[Path, typer.Option(help="Folder of canonical shards.")],
     output: Annotated[Path, typer.Option(help="Parquet file: one row per object.")],
-    workers: Workers = 1,
+    workers: Annotated[int, typer.Option(
+        help="Processes computing features in parallel.")] = 1,
     min_period: Annotated[float, typer.Option(
         help="Shortest period searched by the Lomb-Scargle periodogram, in days.")] = 0.1,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the summary (counts, NaN features, speed) as JSON.")] = False,
 ) -> None:
     """Per object and per band: Lomb-Scargle period (power, false-alarm probability),
     amplitude, moments, MAD, percentile ranges, eta, Stetson K, beyond-1-std, linear trend,
@@ -33,6 +33,9 @@ def features(
 
     summary = extract_features(data, output, workers=workers,
                                config=FeatureConfig(min_period=min_period), progress=True)
+    if as_json:
+        print_json(summary)
+        return
     nan = sum(summary["nan_values"].values())
     typer.echo(f"{summary['objects']} objects ({summary['light_curves']} light curves, bands "
                f"{', '.join(summary['bands'])}) in {summary['seconds']:.1f} s "
@@ -40,35 +43,21 @@ def features(
                f"feature values (see {summary_path(output)}) -> {output}")
 
 
-@app.command()
-def baseline(
-    data: Data,
-    output: Annotated[Path, typer.Option(
-        help="Folder for metrics.json, splits.parquet, test_predictions.parquet and the "
-             "features.")],
-    features: Annotated[Path | None, typer.Option(
-        help="Features file of `lcfm features` (default: computed into OUTPUT).")] = None,
-    classifier: Annotated[str, typer.Option(
-        help="random_forest or gradient_boosting (scikit-learn).")] = "random_forest",
-    n_estimators: Annotated[int, typer.Option(
-        help="Trees of the forest, or boosting iterations.")] = 500,
-    workers: Workers = 1,
-    seed: Annotated[int | None, typer.Option(
-        help="Split and classifier seed (default: finetune's, so the test objects are "
-             "finetune's).")] = None,
-) -> None:
-    """A random-forest (or gradient-boosted) classifier on classical features, trained and
-    tested on the objects `lcfm finetune --data DATA` trains and tests on; metrics.json has
-    finetune's form (test accuracy, macro_f1, class_balanced_f1, ece)."""
-    from lcfm.baseline import BaselineArgs
-    from lcfm.baseline import baseline as run
-
-    summary = run(BaselineArgs(data=data, output=output, features=features,
-                               classifier=classifier, n_estimators=n_estimators,
-                               workers=workers, seed=seed, progress=True))
+def report_baseline(summary: dict, args) -> None:
     test = summary["test"]
     result = (f"test macro F1 {test['macro_f1']:.3f}, accuracy {test['accuracy']:.3f} on "
               f"{summary['test_objects']} objects" if test else "no test objects")
     typer.echo(f"{summary['model']} on {summary['n_features']} features, "
                f"{summary['train_objects']} training objects: {result} -> "
-               f"{Path(output) / 'metrics.json'}")
+               f"{Path(args.output) / 'metrics.json'}")
+
+
+def baseline_command():
+    from lcfm.baseline import BaselineArgs, baseline
+
+    return dataclass_command(
+        BaselineArgs, baseline, report_baseline, name="baseline", fixed={"progress": True},
+        doc="""A random-forest (or gradient-boosted) classifier on classical features,
+        trained and tested on the objects `lcfm finetune --data DATA` trains and tests on;
+        metrics.json has finetune's form (test accuracy, macro_f1, class_balanced_f1,
+        ece).""")

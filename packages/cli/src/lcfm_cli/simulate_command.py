@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from lcfm_cli.main import app, parse_options
+from lcfm_cli.common import is_main_process, parse_options, print_json
 
 
-@app.command()
 def simulate(
     survey: Annotated[str, typer.Option(help="Survey plugin name (see `lcfm surveys`).")],
     n: Annotated[int, typer.Option(help="Number of light curves (classes in equal shares).")],
@@ -25,6 +24,8 @@ def simulate(
         help="Survey option key=value (repeatable), e.g. band=all for ATLAS.")] = None,
     rows_per_shard: Annotated[int, typer.Option(help="Light curves per Parquet shard.")]
     = 20_000,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the simulation summary as JSON on stdout.")] = False,
 ) -> None:
     """Labeled synthetic light curves of a survey's taxonomy, in its cadence and noise,
     through its preprocessing -> canonical Parquet shards (streamed, with a progress bar).
@@ -33,14 +34,15 @@ def simulate(
     from lcfm.simulate import simulate as run
 
     plugin = get_survey(survey)
-    options = parse_options(option or [])
+    options = parse_options(option)
     if options:
         plugin = plugin.with_options(**options)
     summary = run(plugin, n, output, seed=seed, preprocess=not raw,
                   rows_per_shard=rows_per_shard, progress=True)
-    from lcfm.ranks import current_ranks
-
-    if not current_ranks().is_main:  # `accelerate launch`: the main process reports
+    if not is_main_process():  # `accelerate launch`: the main process reports
+        return
+    if as_json:
+        print_json(summary)
         return
     classes = ", ".join(f"{c} {k}" for c, k in summary["per_class"].items())
     typer.echo(f"{summary['light_curves']} light curves ({classes}) in "
