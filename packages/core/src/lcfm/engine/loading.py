@@ -18,6 +18,8 @@ WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+#: the manifest of an ensemble of fine-tuned classifiers (lcfm.engine.ensemble)
+ENSEMBLE_FILE = "ensemble.json"
 
 
 def plugin_for_model_type(model_type: str):
@@ -93,6 +95,8 @@ def check_model_folder(path, *, classifier: bool = False) -> dict:
         raise ModelFolderError(path, "no such model folder")
     if not path.is_dir():
         raise ModelFolderError(path, "a file, not a model folder")
+    if (path / ENSEMBLE_FILE).exists():
+        return _check_ensemble(path, classifier)
     if (path / ADAPTER_CONFIG).exists():
         _read_json(path / ADAPTER_CONFIG)
         if not (path / ADAPTER_WEIGHTS).exists():
@@ -124,6 +128,17 @@ def check_model_folder(path, *, classifier: bool = False) -> dict:
     return config
 
 
+def _check_ensemble(path: Path, classifier: bool) -> dict:
+    """An ensemble folder (`lcfm.engine.ensemble`): every member is checked as a
+    classifier; the first member's config is returned, with `lcfm_ensemble` (the member
+    folders) added so that callers can tell."""
+    from lcfm.engine.ensemble import read_manifest
+
+    members = read_manifest(path)["members"]
+    configs = [check_model_folder(path / m, classifier=True) for m in members]
+    return {**configs[0], "lcfm_ensemble": members}
+
+
 def load_pretrained(cls, path, **kwargs):
     """`cls.from_pretrained(path)` on a folder `check_model_folder` accepted. What can still
     fail is a config.json whose values do not fit the weights or the model (edited by hand,
@@ -143,6 +158,9 @@ def is_checkpoint(spec) -> bool:
 def resolve(spec: str, overrides: dict | None = None):
     """(plugin, config, checkpoint folder or None) for a configuration name or a folder."""
     if Path(str(spec)).exists():
+        if (Path(str(spec)) / ENSEMBLE_FILE).exists():
+            raise ModelFolderError(spec, "an ensemble of classifiers; start from one member "
+                                         f"({Path(str(spec)) / 'member-0'})")
         check_model_folder(spec)
         if not (Path(str(spec)) / CONFIG).exists():
             raise ModelFolderError(spec, "a LoRA adapter folder; start from its merged/ "

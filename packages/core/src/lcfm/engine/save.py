@@ -96,8 +96,10 @@ def save_classifier(model, output: Path, best_dir: Path, *, lora: bool, merge: b
 
 
 def load_classifier(path: Path):
-    """(plugin, model) for a fine-tuned classifier folder: a full checkpoint, or a LoRA
-    adapter folder with its base in `base/` (adapters applied, not merged). The folder is
+    """(plugin, model) for a fine-tuned classifier folder: a full checkpoint, a LoRA
+    adapter folder with its base in `base/` (adapters applied, not merged), or an ensemble
+    folder (`ensemble.json`: one `EnsembleClassifier` whose logits are log of the mean of
+    its members' probabilities). The folder is
     checked first (`check_model_folder`), so a bad one is one line, not a traceback."""
     from transformers import AutoConfig
 
@@ -105,6 +107,10 @@ def load_classifier(path: Path):
 
     path = Path(path)
     config_dict = check_model_folder(path, classifier=True)
+    if "lcfm_ensemble" in config_dict:  # one module averaging its members' probabilities
+        from lcfm.engine.ensemble import load_ensemble
+
+        return load_ensemble(path)
     plugin = plugin_for_model_type(config_dict["model_type"])
     if (path / ADAPTER_CONFIG).exists():
         from peft import PeftModel
