@@ -121,3 +121,14 @@ def test_train_ensemble_end_to_end(labeled_dir, tmp_path):
     assert len(summary["member_test_macro_f1"]) == 2
     plugin, model = load_classifier(out)
     assert isinstance(model, EnsembleClassifier) and len(model.members) == 2
+    # predict and evaluate read the ensemble folder unchanged, held-out objects only
+    from lcfm.engine.evaluate import evaluate
+    from lcfm.engine.inference import predict
+
+    catalog = predict(out, labeled_dir, tmp_path / "catalog.parquet")
+    assert catalog.height == 24 and "p_unsure" in catalog.columns
+    probs = catalog.select(["p_EC", "p_RRab"]).to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    report = evaluate(out, labeled_dir, tmp_path / "eval")
+    assert report["n_objects"] == len(test)
+    assert report["macro_f1"] == pytest.approx(summary["test"]["macro_f1"])
