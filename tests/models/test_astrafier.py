@@ -280,10 +280,12 @@ def test_collator(plugin):
     padded = plugin.collator(config, task="classify", train=False, label2id=LABEL2ID,
                              pad_to_max_length=True)(short)
     assert padded["values"].shape == (2, 32)
-    # magnitudes are negated: brighter (smaller magnitude) is larger, as for flux
-    mags = dict(short[0], value_kind="mag")
-    np.testing.assert_allclose(evaluate([mags])["values"].numpy(),
-                               -evaluate([short[0]])["values"].numpy(), atol=1e-6)
+    # magnitudes become flux (Pogson, lcfm.bands) before standardization: brighter is larger
+    mags = dict(short[0], value_kind="mag",
+                value=np.linspace(15.0, 14.0, len(short[0]["time"]), dtype=np.float32))
+    flux = 10 ** (-0.4 * mags["value"].astype(np.float64))
+    np.testing.assert_allclose(evaluate([mags])["values"].numpy()[0],
+                               (flux - flux.mean()) / flux.std(), atol=1e-5)
     with pytest.raises(DataError, match="TIC 0.*'ROTATOR'"):
         evaluate([dict(short[0], label="ROTATOR")])
 

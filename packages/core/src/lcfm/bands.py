@@ -136,11 +136,17 @@ def _with_points(flat: FlatRows, value: np.ndarray, error: np.ndarray,
                     value_kind=kinds, survey=flat.survey, meta=flat.meta, extras=flat.extras)
 
 
-def convert(flat: FlatRows, kind: str, zero_point: float = ZERO_POINT) -> FlatRows:
+def convert(flat: FlatRows, kind: str, zero_point: float | None = ZERO_POINT) -> FlatRows:
     """The batch with every row in `kind` units (module docstring, step 1). Rows already in
     `kind` are unchanged (the same FlatRows when all are). Flux rows turned into magnitudes
     band by band: a band with any flux <= 0 is standardised instead (rows' value_kind then
-    still says "mag", the unit the model reads)."""
+    still says "mag", the unit the model reads).
+
+    `zero_point=None` gives *relative* fluxes: each (light curve, band) of magnitudes uses
+    its own mean magnitude as zero point (flux 1 at the mean), for a model that standardises
+    flux anyway (ASTRAFier) -- the shape is Pogson's, and no faint or mislabelled magnitude
+    under- or overflows. For flux -> magnitude, None means `ZERO_POINT` (an offset that
+    per-band centring removes)."""
     if kind not in VALUE_KINDS:
         raise ConfigError(f"value kind {kind!r} is not one of {', '.join(VALUE_KINDS)}")
     is_mag = row_kinds(flat)
@@ -151,10 +157,13 @@ def convert(flat: FlatRows, kind: str, zero_point: float = ZERO_POINT) -> FlatRo
     points = change[row]
     value = flat.value.astype(np.float64)
     error = flat.error.astype(np.float64)
+    group = band_groups(row, flat.band, len(flat.band_names))
     if kind == "flux":
+        if zero_point is None:  # relative: each band's mean magnitude
+            zero_point = _group_stats(value[points], group[points])[0]
         value[points], error[points] = mag_to_flux(value[points], error[points], zero_point)
     else:
-        group = band_groups(row, flat.band, len(flat.band_names))
+        zero_point = ZERO_POINT if zero_point is None else zero_point
         size = int(group.max()) + 1 if group.size else 0
         not_positive = np.bincount(group, weights=(value <= 0) & points, minlength=size) > 0
         relative = points & not_positive[group]  # no absolute level: standardise

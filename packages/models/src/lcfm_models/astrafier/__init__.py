@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from lcfm.model_plugin import ModelPlugin
 
+from ..band_pooling import fit_band_names
 from .collator_astrafier import AstrafierCollator
 from .configuration_astrafier import AstrafierConfig
 from .modeling_astrafier import (
@@ -67,6 +68,13 @@ class AstrafierPlugin(ModelPlugin):
         # ASTRAFier has no pretraining head: count the classifier the paper reports (8.8 M)
         return super().parameter_count(name, head=head)
 
+    #: the unit ASTRAFier reads (sect. 4.3: flux); lcfm.bands converts magnitude rows
+    value_kind = "flux"
+
+    def prepare_config(self, config: AstrafierConfig, dataset) -> AstrafierConfig:
+        """band_combine="concat": the band order, from the training data."""
+        return fit_band_names(config, dataset)
+
     def inference_window(self, config: AstrafierConfig) -> int:
         """The collator keeps the first `max_length` steps at inference (sect. 3.1)."""
         return int(config.max_length)
@@ -75,7 +83,9 @@ class AstrafierPlugin(ModelPlugin):
                  bands: Mapping[str, float] | None = None,
                  label2id: Mapping[str, int] | None = None, seed: int = 0,
                  pad_to_max_length: bool = False) -> AstrafierCollator:
-        """See `collator_astrafier`. `bands` is unused: ASTRAFier reads flux only."""
+        """See `collator_astrafier`: flux (magnitude rows converted), one sequence per
+        (light curve, band), standardized; `bands` (wavelengths) is unused: ASTRAFier has
+        no band input."""
         return AstrafierCollator(config, task=task, train=train, label2id=label2id, seed=seed,
                                  pad_to_max_length=pad_to_max_length)
 

@@ -10,6 +10,8 @@ import math
 from lcfm.exceptions import ConfigError
 from transformers import PreTrainedConfig
 
+from ..band_pooling import normalise_band_fields, validate_band_fields
+
 
 class AstrafierConfig(PreTrainedConfig):
     r"""Hyper-parameters of ASTRAFier, a BiLSTM + Transformer + CNN classifier of single-band
@@ -64,6 +66,13 @@ class AstrafierConfig(PreTrainedConfig):
 
     `class_weights` (one positive weight per class, e.g. N_total / N_c as in sect. 5) turns
     the classification loss into class-weighted cross-entropy.
+
+    Bands and features (issue 12; lcfm.bands, lcfm_models.band_pooling): ASTRAFier reads one
+    band, so a multi-band light curve is read band by band and `band_combine` ("mean", or
+    "concat" in `band_names` order with zeros for a missing band) makes one vector of the
+    bands' pooled vectors; `band_names` is set from the training data when a model is built
+    from scratch. `num_extra_features` per-object features (periods, colours, ... from
+    `lcfm features`) are read by the head beside that vector (0: none).
     """
 
     model_type = "lcfm_astrafier"
@@ -87,6 +96,9 @@ class AstrafierConfig(PreTrainedConfig):
     max_length: int = 1171
     mc_dropout_samples: int = 20
     class_weights: list[float] | None = None
+    band_combine: str = "mean"
+    band_names: list[str] | tuple[str, ...] = ()
+    num_extra_features: int = 0
 
     def __post_init__(self, **kwargs):
         # JSON brings tuples back as lists: keep one type so saved and loaded configs compare
@@ -94,8 +106,10 @@ class AstrafierConfig(PreTrainedConfig):
         self.head_hidden_sizes = _as_list(self.head_hidden_sizes, "head_hidden_sizes", int)
         if self.class_weights is not None:
             self.class_weights = _as_list(self.class_weights, "class_weights", float)
+        normalise_band_fields(self)
         super().__post_init__(**kwargs)
         self._validate()
+        validate_band_fields(self)
 
     def _validate(self) -> None:
         positive = ("hidden_size", "num_blocks", "lstm_num_layers", "lstm_hidden_size",

@@ -29,6 +29,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.utils.generic import can_return_tuple
 
+from ..band_pooling import combine_bands, head_input, head_width
 from .configuration_astrafier import AstrafierConfig
 
 
@@ -305,9 +306,13 @@ class AstrafierModel(AstrafierPreTrainedModel):
     @can_return_tuple
     def forward(self, values: torch.Tensor, times: torch.Tensor,
                 attention_mask: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, **kwargs) -> BaseModelOutputWithPooling:
-        """values, times: (batch, time) flux and days; attention_mask: (batch, time), 1 for
-        observations and 0 for padding at the end of a row."""
+                output_hidden_states: bool | None = None, band_group: torch.Tensor | None = None,
+                band_slot: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPooling:
+        """values, times: (sequences, time) flux and days; attention_mask: (sequences, time),
+        1 for observations and 0 for padding at the end of a row. With `band_group` (one
+        sequence per light curve and band, from the collator) `pooler_output` is one vector
+        per light curve, the bands combined by `config.band_combine`
+        (lcfm_models.band_pooling); hidden states stay per sequence."""
         if attention_mask is None:
             attention_mask = torch.ones_like(values, dtype=torch.bool)
         mask = attention_mask.bool()
@@ -330,7 +335,8 @@ class AstrafierModel(AstrafierPreTrainedModel):
                 hidden_states.append(x)
         weights = mask.to(x.dtype)[..., None]  # (batch, time, 1)
         x = x * weights
-        pooled = x.sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # eq. 6, (batch, dim)
+        pooled = x.sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # eq. 6, (sequences, dim)
+        pooled = combine_bands(pooled, self.config, band_group, band_slot)  # per light curve
         return BaseModelOutputWithPooling(
             last_hidden_state=x, pooler_output=pooled,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None)
@@ -345,7 +351,7 @@ class AstrafierForSequenceClassification(AstrafierPreTrainedModel):
         super().__init__(config)
         self.astrafier = AstrafierModel(config)
         first, *rest = config.head_hidden_sizes
-        layers: list[nn.Module] = [nn.Linear(config.hidden_size, first),
+        layers: list[nn.Module] = [nn.Linear(head_width(config, config.hidden_size), first),
                                    nn.LayerNorm(first, eps=config.layer_norm_eps), nn.SiLU(),
                                    nn.Dropout(config.dropout)]
         width = first
@@ -359,10 +365,18 @@ class AstrafierForSequenceClassification(AstrafierPreTrainedModel):
     @can_return_tuple
     def forward(self, values: torch.Tensor, times: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, **kwargs) -> SequenceClassifierOutput:
+                output_hidden_states: bool | None = None, band_group: torch.Tensor | None = None,
+                band_slot: torch.Tensor | None = None,
+                extra_features: torch.Tensor | None = None,
+                **kwargs) -> SequenceClassifierOutput:
+        """The head reads the per-light-curve vector (bands combined by
+        `config.band_combine`) followed by `extra_features` (light curves,
+        num_extra_features) when the config has them."""
         encoded = self.astrafier(values, times, attention_mask,
-                                 output_hidden_states=output_hidden_states)
-        logits = self.classifier(encoded.pooler_output)  # (batch, classes)
+                                 output_hidden_states=output_hidden_states,
+                                 band_group=band_group, band_slot=band_slot)
+        features = head_input(encoded.pooler_output, self.config, extra_features)
+        logits = self.classifier(features)  # (light curves, classes)
         loss = None
         if labels is not None:
             weight = None
@@ -383,8 +397,9 @@ class AstrafierForSequenceClassification(AstrafierPreTrainedModel):
         attention and inter-LSTM dropout, so lcfm's predict engine, which switches the same
         modules on, draws the same kind of samples) and everything else in inference mode.
         Returns the mean and the standard deviation over passes of the class probabilities,
-        each (batch, classes); the mean is the calibrated prediction. Extra batch keys (e.g.
-        `labels`) are ignored."""
+        each (batch, classes); the mean is the calibrated prediction. `band_group`,
+        `band_slot` and `extra_features` are passed on; other batch keys (e.g. `labels`) are
+        ignored."""
         n_samples = n_samples or self.config.mc_dropout_samples
         previous = [(m, m.training) for m in self.modules()]
         self.eval()
@@ -393,7 +408,9 @@ class AstrafierForSequenceClassification(AstrafierPreTrainedModel):
                 module.train()
         try:
             samples = torch.stack([
-                self(values, times, attention_mask).logits.float().softmax(dim=-1)
+                self(values, times, attention_mask, band_group=kwargs.get("band_group"),
+                     band_slot=kwargs.get("band_slot"),
+                     extra_features=kwargs.get("extra_features")).logits.float().softmax(dim=-1)
                 for _ in range(n_samples)])  # (samples, batch, classes)
         finally:
             for module, mode in previous:
