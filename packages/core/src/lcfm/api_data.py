@@ -4,7 +4,8 @@ lightkurve objects. Every function returns a validated canonical Polars frame (R
 canonical light curve"); `as_frame` accepts any of these inputs, which is how `lcfm.embed`,
 `lcfm.predict`, the processor and the pipelines take their data.
 
-User arrays go through the survey's own preprocessing chain (`SurveyPlugin.preprocess`, the
+User arrays lose their non-finite (NaN, masked) points, as the survey readers drop them, and
+go through the survey's own preprocessing chain (`SurveyPlugin.preprocess`, the
 papers' defaults: Astromer 2 sect. 4.1 for MACHO, ASTRAFier sect. 4.3 for TESS, ...), so a
 model sees them as it saw its training data; nothing is dropped silently: with
 `return_report=True` the `lcfm.report.IngestReport` counts every rejected point and light
@@ -20,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.preprocess import drop_nonfinite
 from lcfm.registry import get_survey
 from lcfm.report import IngestReport
 from lcfm.schema import conform, make_frame
@@ -29,6 +31,7 @@ VALUE_COLUMNS = ("value", "flux", "mag", "pdcsap_flux", "sap_flux")
 ERROR_COLUMNS = ("error", "flux_err", "mag_err", "pdcsap_flux_err", "sap_flux_err", "err")
 #: lightkurve mission names -> lcfm survey
 MISSIONS = {"kepler": "kepler", "k2": "kepler", "tess": "tess_qlp"}
+_FINITE = drop_nonfinite()
 
 
 def _finish(rows: list[dict], report: IngestReport, source: str, return_report: bool):
@@ -125,8 +128,9 @@ def from_arrays(time, value, error=None, band=None, *, survey: str, object_id=No
         if value_kind is not None:
             row["value_kind"] = value_kind
         report.read(t.size)
-        if preprocess:
-            row = plugin.preprocess(row, report)
+        if preprocess:  # NaN/masked points first, as the survey's readers drop them
+            row = _FINITE(row, report)
+            row = plugin.preprocess(row, report) if row is not None else None
         if row is not None:
             report.written(len(row["time"]))
             rows.append(row)
