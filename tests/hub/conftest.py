@@ -119,3 +119,26 @@ def evaluation_dir(tmp_path_factory) -> Path:
         "objects": 12, "n_objects": 12, "excluded_training_objects": 48,
         "light_curves": 24}))
     return path
+
+
+@pytest.fixture(scope="session")
+def ingested_dir(tmp_path_factory) -> Path:
+    """The bundled MACHO sample through `lcfm ingest` (shards + report.json)."""
+    from lcfm.ingest import ingest
+    from lcfm.registry import get_survey
+
+    path = tmp_path_factory.mktemp("datasets") / "macho-sample"
+    ingest(get_survey("macho"), None, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def simulated_dir(tmp_path_factory) -> Path:
+    """24 light curves of `lcfm simulate --survey macho` (shards, report.json and
+    simulation.json: two JSON files beside one shard)."""
+    from lcfm.registry import get_survey
+    from lcfm.simulate import simulate
+
+    path = tmp_path_factory.mktemp("datasets") / "macho-simulated"
+    simulate(get_survey("macho"), 24, path, seed=3)
+    return path

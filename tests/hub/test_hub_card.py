@@ -20,7 +20,7 @@ def front_matter(card: str) -> dict:
 def test_classifier_card_states_model_survey_classes_training_and_usage(classifier_dir):
     card = model_card(classifier_dir, "org/name")
     meta = front_matter(card)
-    assert meta["library_name"] == "transformers"
+    assert meta["library_name"] == "lcfm"
     assert meta["license"] == "mit"
     assert meta["pipeline_tag"] == "other"
     assert {"lcfm", "light-curves", "astronomy", "time-series", "lcfm_astromer",
@@ -146,7 +146,7 @@ def test_cli_dry_run_prints_card_and_files(lcfm_cli, classifier_dir):
     code, out, _ = lcfm_cli("push", "--model", classifier_dir,
                            "--repo-id", "org/name", "--dry-run")
     assert code == 0
-    assert "library_name: transformers" in out
+    assert "library_name: lcfm" in out
     assert out.strip().endswith("files: config.json, model.safetensors, README.md")
 
 

@@ -222,7 +222,6 @@ def test_offline_mode_is_refused_with_a_clear_error(classifier_dir, monkeypatch)
 
 def test_cli_push_respects_hf_endpoint(hub, classifier_dir, evaluation_dir, monkeypatch,
                                        capsys):
-    import lcfm_cli.push_command  # noqa: F401  (registers `push` until main.py imports it)
     from lcfm_cli.main import main
 
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
