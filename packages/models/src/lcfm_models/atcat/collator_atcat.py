@@ -3,6 +3,14 @@
 A row's points stay in one multi-band, time-sorted sequence; each point becomes one token
 (time in days since the window's first point, flux, flux_err, the band's central wavelength).
 
+Units (`lcfm.bands`, docs/multiband.md): ATCAT's flux squashing (sect. 2.5.1) was built
+for ELAsTiCC's difference fluxes in FLUXCAL units (zero point 27.5). Flux rows are read as
+stored; magnitude rows are converted to FLUXCAL flux (Pogson, errors propagated) and each
+band is then shifted to zero mean over the light curve -- the reference level a
+difference-imaging template provides -- so a star's variability, not its brightness or
+colour, is what the tokens carry (`model_flux`; the mixture components of sect. 2.5.1 are
+fitted on the same values).
+
 Truncation to `config.max_length` points: with `train=False` the *earliest* points are kept,
 i.e. the model sees what was known at that time, as in early classification (sect. 2.6);
 with `train=True` a random contiguous window of `max_length` points is drawn (a new one on
@@ -33,6 +41,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from lcfm.bands import ZERO_POINT, center_bands, convert, row_kinds
 from lcfm.collate import SeededCollator
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.flat import FlatRows
@@ -56,8 +65,18 @@ TASKS = ("pretrain", "classify")
 WHO = "atcat collator"
 
 
+def model_flux(flat: FlatRows, zero_point: float = ZERO_POINT) -> FlatRows:
+    """The batch in the flux ATCAT reads (module docstring): flux rows unchanged, magnitude
+    rows in FLUXCAL flux with each band centred on its mean over the light curve."""
+    was_mag = row_kinds(flat)
+    return center_bands(convert(flat, "flux", zero_point), was_mag)
+
+
 class AtcatCollator(SeededCollator):
     """Callable: list of canonical rows or `FlatRows` -> dict of tensors for `model(**batch)`."""
+
+    #: the unit ATCAT reads (sect. 2.5.1: ELAsTiCC FLUXCAL flux); see lcfm.bands
+    value_kind = "flux"
 
     def __init__(self, config: AtcatConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None, label2id: Mapping[str, int] | None = None,
@@ -163,7 +182,8 @@ class AtcatCollator(SeededCollator):
     # ---------------------------------------------------------------- batch
     def __call__(self, rows: Sequence[Mapping] | FlatRows) -> dict[str, torch.Tensor]:
         flat = as_flat(rows, WHO, need_band=True)
-        windows, points = self._points(flat)
+        require_points(flat, WHO)
+        windows, points = self._points(model_flux(flat))
         if self.task == "pretrain":
             batch = self._pack_for_prediction(windows, points)
         else:  # every valid token is a point: no token_type
@@ -178,4 +198,4 @@ class AtcatCollator(SeededCollator):
         return batch
 
 
-__all__ = ["AtcatCollator"]
+__all__ = ["AtcatCollator", "model_flux"]
