@@ -19,6 +19,7 @@ refused in one line, as is a model without a pretraining head.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -59,6 +60,12 @@ def is_pretraining_folder(model_dir: Path) -> bool:
     return plugin.pretraining_class is not None and plugin.pretraining_class.__name__ in names
 
 
+def _not_masked(plugin) -> str:
+    return (f"{plugin.name}: its pretraining model gives no masked reconstruction (rmse and "
+            "r2 on probed points are defined for masked-reconstruction models such as "
+            "Astromer and AstroCo)")
+
+
 def _load(model_dir: Path):
     from lcfm.engine.loading import load_pretrained
 
@@ -83,17 +90,14 @@ def window_stats(model, plugin, frame: pl.DataFrame, collate, batch_size: int,
                             strict=True):
         probe_key = next((k for k in PROBE_KEYS if k in batch), None)
         if probe_key is None or "target_values" not in batch:
-            raise ConfigError(f"{plugin.name}: its pretraining batches have no probed points "
-                              f"({'/'.join(PROBE_KEYS)} and target_values)")
+            raise ConfigError(_not_masked(plugin))
         probe = batch[probe_key].bool()
         if "attention_mask" in batch:
             probe = probe & batch["attention_mask"].bool()
         output = model(**to_device(batch, device))
         reconstruction = getattr(output, "reconstruction", None)
         if reconstruction is None:
-            raise ConfigError(f"{plugin.name}: its pretraining model gives no masked "
-                              "reconstruction (rmse and r2 are defined for masked-"
-                              "reconstruction models such as Astromer and AstroCo)")
+            raise ConfigError(_not_masked(plugin))
         y, y_hat, probe = (batch["target_values"].double().numpy(),
                            reconstruction.double().cpu().numpy(), probe.numpy())
         kept = probe.any(axis=1)
@@ -111,8 +115,8 @@ def evaluate_reconstruction(model_dir: Path, data: Path, output: Path, *, batch_
     of every light curve of `data` (only `objects` when given, e.g. a split file's test
     objects); returns the report."""
     plugin, model = _load(model_dir)
-    if plugin.pretraining_class is None:
-        raise ConfigError(f"model {plugin.name!r} has no pretraining head")
+    if "target_values" not in inspect.signature(model.forward).parameters:
+        raise ConfigError(_not_masked(plugin))  # before any shard is read
     encoder = load_encoder(model_dir)
     input_bands(plugin, model.config, band_summary(data), data, encoder)
     ranks = current_ranks()
