@@ -165,6 +165,24 @@ def test_load_dataset_on_ingested_and_simulated_folders(ingested_dir, simulated_
     assert rows.num_rows == 24
 
 
+def test_load_dataset_when_a_meta_field_is_null_in_some_shards(tmp_path):
+    """MACHO's bundled sample in shards of 3 light curves: `raw_class` is all-null in the
+    tar-file shards and a string in the CSV shards; the card's features unify them."""
+    import pyarrow.parquet as pq
+    from lcfm.ingest import ingest
+    from lcfm.registry import get_survey
+
+    folder = tmp_path / "macho"
+    report = ingest(get_survey("macho"), None, folder, rows_per_shard=3)
+    types = {str(pq.read_schema(p).field("meta").type.field("raw_class").type)
+             for p in folder.glob("part-*.parquet")}
+    assert types == {"null", "large_string"} and len(report.shards) > 2
+    write_dataset_card(folder)
+    rows = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "c"))
+    assert rows.num_rows == report.light_curves_written == 11
+    assert sorted(r for r in rows["label"] if r) == ["RRc"] * 4
+
+
 def test_dataset_card_counts_provenance_and_licence(ingested_dir, simulated_dir):
     from lcfm.registry import get_survey
 

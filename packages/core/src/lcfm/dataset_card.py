@@ -181,6 +181,20 @@ def _counts(folder: Path) -> dict:
             "per_class": per_class, "shards": [p.name for p in paths]}
 
 
+def features(folder: Path) -> list[dict]:
+    """The `datasets` features of the shards, as the card's `dataset_info` lists them: the
+    shards' Arrow schemas unified, so a meta field that is all-null (type null) in one shard
+    and typed in another loads as the typed column instead of failing the cast."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Features
+
+    schemas = [pq.read_schema(p) for p in sorted(Path(folder).glob(SHARD_GLOB))]
+    schema = pa.unify_schemas([s.remove_metadata() for s in schemas],
+                              promote_options="permissive")
+    return Features.from_arrow_schema(schema)._to_yaml_list()
+
+
 def _size_category(n: int) -> str:
     return next((name for bound, name in _SIZES if n < bound), "n>100M")
 
@@ -244,9 +258,10 @@ def dataset_card(folder: Path, report: dict | None = None, *, repo_id: str | Non
               "simulated" if simulated else "observations"],
         size_categories=[_size_category(counts["rows"])],
         configs=[{"config_name": "default",
-                  "data_files": [{"split": "train", "path": SHARD_GLOB}]}])
+                  "data_files": [{"split": "train", "path": SHARD_GLOB}]}],
+        dataset_info={"features": features(folder)})
     lines = ["---", data.to_yaml(), "---", "", f"# {title}", "",
-             f"{counts['rows']:,} light curves of {counts['objects']:,} objects "
+             f"{counts['rows']:,} light curve(s) of {counts['objects']:,} object(s) "
              f"({counts['points']:,} observations) in lcfm's canonical format, one row per "
              "light curve.", "", "## Provenance", "", provenance(info), ""]
     survey_line = _survey_line(survey)
