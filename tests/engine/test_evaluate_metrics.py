@@ -111,6 +111,23 @@ def test_reconstruction_rmse_r2_match_a_hand_computation(tmp_path):
     assert again["rmse"] == report["rmse"]
 
 
+def test_reconstruction_astroco_and_split_file(tmp_path):
+    """AstroCo names its probed points target_mask; a split file restricts the objects."""
+    plugin = get_model("astroco")
+    torch.manual_seed(0)
+    plugin.pretraining_class(stamp(plugin.make_config("tiny"), "macho")).save_pretrained(
+        tmp_path / "pre")
+    data = write(tmp_path / "d", [curve(f"o{i}", 40, seed=i) for i in range(4)])
+    split = tmp_path / "s.csv"
+    split.write_text("object_id,split\no0,test\no1,test\no2,train\no3,train\n")
+    report = evaluate(tmp_path / "pre", data, tmp_path / "eval", splits=split)
+    assert report["n_objects"] == 2 and report["n_points"] > 0
+    assert np.isfinite(report["rmse"]) and report["r2"] < 1
+    assert report["split_file"]["test_objects"] == 2
+    assert evaluate(tmp_path / "pre", data, tmp_path / "e2", splits=split)["rmse"] == \
+        report["rmse"]
+
+
 def test_reconstruction_refused_for_next_value_models(tmp_path):
     plugin = get_model("atcat")
     config = stamp(plugin.make_config("tiny"), "elasticc")

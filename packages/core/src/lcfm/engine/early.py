@@ -21,6 +21,8 @@ points each has seen); objects with no point yet at a cut-off are counted, not s
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import torch
@@ -139,3 +141,13 @@ def early_metrics(table: pl.DataFrame, classes: list[str], cutoffs: list[float],
     return {"counted_from": {"alert": int(by_kind.get(ALERT, 0)),
                              "first_observation": int(by_kind.get(FIRST, 0))},
             "n_objects": len(objects), "classes": list(classes), "cutoffs": results}
+
+
+def write_early_metrics(path, table: pl.DataFrame, classes: list[str], cutoffs: list[float],
+                        objects: dict[str, str], **extra) -> dict:
+    """`early_metrics` (with `extra` entries) written as JSON to `path`; returns it."""
+    from lcfm.dataset_lock import write_text_atomic
+
+    report = {**early_metrics(table, classes, cutoffs, objects), **extra}
+    write_text_atomic(path, json.dumps(report, indent=2) + "\n")
+    return report

@@ -63,7 +63,7 @@ from lcfm.engine.inference import (  # re-exported: the commands' shared helpers
 from lcfm.engine.metadata import with_metadata
 from lcfm.engine.predict import predict_frame
 from lcfm.engine.scoring import baseline_score, brief, mc_spread, per_light_curve, row_table
-from lcfm.exceptions import DataError
+from lcfm.exceptions import ConfigError, DataError
 from lcfm.metrics import classification_report
 from lcfm.options import option
 from lcfm.plots import plot_confusion, plot_reliability
@@ -101,8 +101,6 @@ def _split_file_selection(args: EvaluateArgs, summaries: pl.DataFrame):
     """(test object ids or None, training ids of the split file or None, report entry)."""
     if args.splits is None:
         if args.fold is not None:
-            from lcfm.exceptions import ConfigError
-
             raise ConfigError(f"--fold {args.fold}: needs --splits FILE")
         return None, None, {}
     from lcfm.splits import read_split_file, split_by_file
@@ -212,12 +210,11 @@ def run_evaluate(args: EvaluateArgs) -> dict:
         else:
             report.update(baseline_macro_f1=None, baseline_reason="not asked for (--no-baseline)")
         if cutoffs:
-            from lcfm.engine.early import early_metrics
+            from lcfm.engine.early import write_early_metrics
 
-            early = early_metrics(pl.concat(run.parts(".early"), how="diagonal_relaxed"),
-                                  classes, cutoffs, dict(zip(merged.objects, merged.labels,
-                                                             strict=True)))
-            (output / EARLY_METRICS).write_text(json.dumps(early, indent=2) + "\n")
+            early = write_early_metrics(
+                output / EARLY_METRICS, pl.concat(run.parts(".early"), how="diagonal_relaxed"),
+                classes, cutoffs, dict(zip(merged.objects, merged.labels, strict=True)))
             report["early"] = {"file": EARLY_METRICS, "cutoffs": early["cutoffs"],
                                "counted_from": early["counted_from"]}
         _write_evaluation(output, report, classes)

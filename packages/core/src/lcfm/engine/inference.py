@@ -26,14 +26,12 @@ Options are declared once (`lcfm.options`): `PredictArgs`, `EmbedArgs`; `run_pre
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from lcfm.dataset_lock import write_text_atomic
 from lcfm.engine.catalog import CatalogRun, merge_parts, object_part, parts_folder
 from lcfm.engine.metadata import load_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
@@ -300,28 +298,19 @@ def run_predict(args: PredictArgs) -> pl.DataFrame:
     if args.early or cutoffs:
         early = pl.concat(run.parts(".early"), how="diagonal_relaxed")
         write_frame_atomic(early, output.with_name(output.stem + "_early.parquet"))
-        if cutoffs:
-            _write_early_metrics(args.model, early, classes, cutoffs, merged,
-                                 output.with_name(output.stem + "_early_metrics.json"))
+        seen = set(seen_objects(args.model).to_list())
+        labeled = {o: lab for o, lab in zip(merged.objects, merged.labels, strict=True)
+                   if lab in classes}
+        held_out = {o: lab for o, lab in labeled.items() if o not in seen}
+        if cutoffs and held_out:  # labeled objects the model did not train or validate on
+            from lcfm.engine.early import write_early_metrics
+
+            write_early_metrics(output.with_name(output.stem + "_early_metrics.json"), early,
+                                classes, cutoffs, held_out,
+                                excluded_training_objects=len(labeled) - len(held_out))
     write_frame_atomic(catalog, output)
     run.finish(summary_path(output), run.summary(merged, output, mc_samples=mc_samples))
     return catalog
-
-
-def _write_early_metrics(model_dir, early: pl.DataFrame, classes, cutoffs, merged, path):
-    """Early metrics of the labeled objects the model did not train or validate on (the
-    others are counted); nothing is written when no such object exists."""
-    from lcfm.engine.early import early_metrics
-
-    seen = set(seen_objects(model_dir).to_list())
-    labeled = {o: lab for o, lab in zip(merged.objects, merged.labels, strict=True)
-               if lab in classes}
-    objects = {o: lab for o, lab in labeled.items() if o not in seen}
-    if not objects:
-        return
-    report = early_metrics(early, classes, cutoffs, objects)
-    report["excluded_training_objects"] = len(labeled) - len(objects)
-    write_text_atomic(path, json.dumps(report, indent=2) + "\n")
 
 
 def _encoder_model(model_dir: Path):
