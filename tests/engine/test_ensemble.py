@@ -16,7 +16,7 @@ from lcfm.engine.finetune import FinetuneArgs
 from lcfm.engine.loading import check_model_folder, resolve
 from lcfm.engine.predict import class_probabilities
 from lcfm.engine.save import load_classifier
-from lcfm.exceptions import ModelFolderError
+from lcfm.exceptions import ConfigError, ModelFolderError
 from lcfm.registry import get_model
 
 LSST = {"u": 3671.0, "g": 4827.0, "r": 6223.0, "i": 7546.0, "z": 8691.0, "Y": 9712.0}
@@ -96,6 +96,15 @@ def test_member_sampling_keeps_every_class():
     left_out = [set(train["object_id"]) - set(ids) for ids in folds]
     assert all(len(ids) == 9 for ids in folds)  # a quarter of each class left out
     assert set().union(*left_out) == set(train["object_id"])  # each object left out once
+    # sect. 2.7 (iv): 4 members on half the data each, any two sharing a sixth
+    train = pl.DataFrame({"object_id": [f"h{i:02d}" for i in range(24)],
+                          "label": ["x"] * 12 + ["y"] * 12})
+    halves = [set(member_train_ids(train, k, "halves", seed=1)) for k in range(4)]
+    assert all(len(h) == 12 for h in halves)
+    assert all(len(a & b) == 4 for i, a in enumerate(halves) for b in halves[i + 1:])
+    assert all(sum(o in h for h in halves) == 2 for o in train["object_id"])
+    with pytest.raises(ConfigError, match="halves"):
+        member_train_ids(train, 4, "halves")
     seeds = member_train_ids(train, 1, "seeds")
     assert sorted(seeds) == sorted(train["object_id"].to_list())  # all objects, once
 

@@ -219,3 +219,29 @@ def test_optimiser_steps_reduce_the_objective():
         optimizer.step()
     after = objective()
     assert after < before - 0.2, (before, after)
+
+
+def test_unsure_teacher_target_from_a_saved_ensemble_member(tmp_path):
+    """Sect. 2.7 (iv): KL towards p_true on the true class and 1 - p_true on "unsure",
+    p_true from the teacher on the same batch; soft F1 stays on the true label."""
+    teacher, batch = _model_and_batch(seed=9)
+    teacher.config.lcfm_survey, teacher.config.lcfm_bands = "elasticc", LSST
+    teacher.config.id2label, teacher.config.label2id = {0: "burst", 1: "periodic"}, \
+        {"burst": 0, "periodic": 1}
+    teacher.eval().save_pretrained(tmp_path / "teacher")
+    model, _ = _model_and_batch(seed=10, unsure_teacher=str(tmp_path / "teacher"))
+    model.config.id2label = teacher.config.id2label
+    loss, out, labels = _finetune_loss(model.train(), batch)
+    loss.backward()
+    assert model.classifier.linear.weight.grad[-1].abs().sum() > 0
+    with torch.no_grad():
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        p_teacher = teacher(**inputs).logits.double().softmax(-1).numpy()
+    y = labels.numpy()
+    p_true = p_teacher[np.arange(len(y)), y]
+    q = torch.cat([out.logits, out.unsure_logits[:, None]], -1).detach().double() \
+        .softmax(-1).numpy()
+    kl = [p * math.log(p / q[b, y[b]]) + (1 - p) * math.log((1 - p) / q[b, -1])
+          for b, p in enumerate(p_true)]
+    expected = np.mean(kl) + hand_soft_f1(q, y, 2)
+    assert loss.item() == pytest.approx(expected, rel=1e-4)

@@ -10,6 +10,10 @@ sees every class:
 * "subfolds": the class's objects dealt into `subfolds` groups; member k leaves out group
   k mod subfolds (ATCAT sect. 3.2: "splitting our dataset into 5 subfolds ... and training
   10 models, each with one sub-fold omitted");
+* "halves": the class's objects dealt into 6 partitions; member k (at most 4) takes 3 of
+  them, any two members sharing exactly one (ATCAT sect. 2.7 iv: "4 bootstrap sub-models,
+  each of which gets 1/2 of the data ... divides the training into 6 partitions and
+  assigns 3 of these to each model"), so each object is seen by two members;
 * "seeds": every member on all training objects, with its own seed.
 
 Member k trains with seed `args.seed + k`. The ensemble folder also holds the split record
@@ -39,7 +43,9 @@ from lcfm.exceptions import ConfigError, DataError, ModelFolderError
 
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT = "lcfm-ensemble"
-SAMPLINGS = ("bootstrap", "subfolds", "seeds")
+SAMPLINGS = ("bootstrap", "subfolds", "halves", "seeds")
+#: sect. 2.7 (iv): 3 of 6 partitions per member, every two members overlapping in one
+HALVES = ((0, 1, 2), (0, 3, 4), (1, 3, 5), (2, 4, 5))
 #: files of member-0 that describe the inputs of every member (metadata encoder, processor)
 _SHARED_FILES = ("metadata_encoder.json", "preprocessor_config.json")
 
@@ -148,19 +154,27 @@ def member_train_ids(train: pl.DataFrame, member: int, sampling: str, *, subfold
     if sampling not in SAMPLINGS:
         raise ConfigError(f"ensemble sampling {sampling!r}; expected one of "
                           f"{', '.join(SAMPLINGS)}")
+    if sampling == "halves" and member >= len(HALVES):
+        raise ConfigError(f"ensemble sampling 'halves' has {len(HALVES)} members (ATCAT "
+                          f"sect. 2.7 iv), not {member + 1}")
+    if sampling == "subfolds" and subfolds < 2:
+        raise ConfigError(f"ensemble sampling 'subfolds' needs subfolds >= 2, got {subfolds}")
     objects = (train.filter(pl.col("label").is_not_null())
                .group_by("object_id").agg(pl.col("label").first()).sort("object_id"))
     chosen: list[str] = []
     for label in sorted(objects["label"].unique().to_list()):
         ids = objects.filter(pl.col("label") == label)["object_id"].cast(pl.String).to_numpy()
-        rng = np.random.default_rng([seed, zlib.crc32(label.encode())] if sampling ==
-                                    "subfolds" else [seed, member, zlib.crc32(label.encode())])
+        shared = sampling in ("subfolds", "halves")  # one shuffle per class for all members
+        rng = np.random.default_rng([seed, zlib.crc32(label.encode())] if shared
+                                    else [seed, member, zlib.crc32(label.encode())])
         if sampling == "bootstrap":
             chosen += rng.choice(ids, size=ids.size, replace=True).tolist()
-        elif sampling == "subfolds":
-            group = np.arange(ids.size) % subfolds  # one shuffle per class, shared by members
+        elif shared:
             shuffled = rng.permutation(ids)
-            kept = shuffled[group != member % subfolds]
+            if sampling == "subfolds":
+                kept = shuffled[np.arange(ids.size) % subfolds != member % subfolds]
+            else:
+                kept = shuffled[np.isin(np.arange(ids.size) % 6, HALVES[member])]
             chosen += (kept if kept.size else shuffled).tolist()  # never drop a class
         else:
             chosen += ids.tolist()
@@ -192,12 +206,14 @@ def _member_done(folder: Path) -> bool:
         (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file())
 
 
-def train_ensemble(args, members: int, bootstrap: bool = True, *, subfolds: int = 0) -> dict:
+def train_ensemble(args, members: int, bootstrap: bool = True, *, subfolds: int = 0,
+                   sampling: str | None = None) -> dict:
     """Fine-tune an ensemble into `args.output` (module docstring); returns the summary
     written to `args.output/metrics.json`. `bootstrap`: resample the training objects with
     replacement per member (else every member trains on all of them, or, with
-    `subfolds` > 0, leaves out one subfold). With `args.resume`, members already finished
-    are kept. `args` is a `lcfm.engine.finetune.FinetuneArgs` (few-shot fields unused)."""
+    `subfolds` > 0, leaves out one subfold); `sampling` (one of SAMPLINGS) overrides both.
+    With `args.resume`, members already finished are kept. `args` is a
+    `lcfm.engine.finetune.FinetuneArgs` (few-shot fields unused)."""
     from lcfm.engine.finetune import finetune_parts
     from lcfm.engine.inference import folder_output, write_splits
     from lcfm.splits import take_objects
@@ -207,10 +223,15 @@ def train_ensemble(args, members: int, bootstrap: bool = True, *, subfolds: int 
         raise ConfigError(f"--members {members}: an ensemble needs at least one member")
     if subfolds < 0 or subfolds == 1:
         raise ConfigError(f"--subfolds {subfolds}: 0 (none) or at least 2")
+    if sampling is not None and sampling not in SAMPLINGS:
+        raise ConfigError(f"--sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}")
     if getattr(args, "samples_per_class", 0) > 0 or getattr(args, "folds", 1) > 1:
         raise ConfigError("ensembles train on the whole training split; use lcfm fewshot "
                           "for samples per class and folds")
-    sampling = "subfolds" if subfolds else "bootstrap" if bootstrap else "seeds"
+    sampling = sampling or ("subfolds" if subfolds else "bootstrap" if bootstrap else "seeds")
+    if sampling == "halves" and members > len(HALVES):
+        raise ConfigError(f"--members {members}: sampling 'halves' has {len(HALVES)} members "
+                          "(ATCAT sect. 2.7 iv)")
     output = folder_output(Path(args.output))
     output.mkdir(parents=True, exist_ok=True)
     index = ShardIndex(args.data)
@@ -270,6 +291,6 @@ def _ensemble_test(output: Path, index, parts) -> dict | None:
     return {k: report[k] for k in ("accuracy", "macro_f1", "class_balanced_f1", "ece")}
 
 
-__all__ = ["ENSEMBLE_FILE", "EnsembleClassifier", "EnsembleOutput", "base_parts",
-           "is_ensemble", "load_ensemble", "member_train_ids", "read_manifest",
+__all__ = ["ENSEMBLE_FILE", "HALVES", "SAMPLINGS", "EnsembleClassifier", "EnsembleOutput",
+           "base_parts", "is_ensemble", "load_ensemble", "member_train_ids", "read_manifest",
            "train_ensemble"]

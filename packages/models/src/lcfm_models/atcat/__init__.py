@@ -120,12 +120,35 @@ class AtcatPlugin(ModelPlugin):
         smoothing = getattr(recipe, "label_smoothing", None)
         balanced = getattr(recipe, "balanced_batches", False) is True
         weights = None if balanced else class_weights
+        p_true = (self.teacher_p_true(config, batch, labels)
+                  if config.unsure_teacher else None)
         terms = classifier.objective(
             full, labels, step_full=step_full, point_mask=kinds == POINT,
             class_weights=weights,
-            label_smoothing=float(smoothing) if smoothing else None)
+            label_smoothing=float(smoothing) if smoothing else None, teacher_p_true=p_true)
         self.last_loss_terms = terms.as_dict()
         return terms.total
+
+    def teacher_p_true(self, config: AtcatConfig, batch, labels: torch.Tensor) -> torch.Tensor:
+        """(batch,) probability of each example's true class (0 for ignored rows) under the
+        classifier or ensemble in `config.unsure_teacher` (sect. 2.7 iv), on the same
+        inputs; the teacher is loaded once per folder and device."""
+        from lcfm.engine.save import load_classifier
+
+        device = labels.device
+        key = (str(config.unsure_teacher), str(device))
+        cache = self.__dict__.setdefault("_teachers", {})
+        if key not in cache:
+            _, teacher = load_classifier(config.unsure_teacher)
+            if dict(teacher.config.id2label) != dict(config.id2label):
+                raise ConfigError(f"AtcatConfig.unsure_teacher {config.unsure_teacher}: its "
+                                  f"classes {list(teacher.config.id2label.values())} differ "
+                                  f"from {list(config.id2label.values())}")
+            cache[key] = teacher.to(device).eval()
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        with torch.no_grad():
+            probs = cache[key](**inputs).logits[:, :config.num_labels].float().softmax(-1)
+        return probs.gather(1, labels.long().clamp(min=0).unsqueeze(1)).squeeze(1)
 
     def collator(self, config: AtcatConfig, *, task: str, train: bool,
                  bands: Mapping[str, float] | None = None,

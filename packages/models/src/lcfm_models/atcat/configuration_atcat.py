@@ -92,6 +92,12 @@ class AtcatConfig(PreTrainedConfig):
         weight (sect. 2.6).
       * `unsure_calibration` (False): the last-point log-loss becomes KL towards the
         batch-accuracy "unsure" target of sect. 2.7 (iii); soft F1 stays on the true label.
+      * `unsure_teacher` (None): folder of a classifier, usually a bootstrap ensemble
+        (`lcfm.engine.ensemble.train_ensemble`, sect. 2.7 iv: four members on half of the
+        data each, `sampling="halves"`); the last-point log-loss becomes KL towards p_true
+        on the true class and 1 - p_true on "unsure", p_true being the ensemble's
+        probability of the true class on the same training batch; soft F1 stays on the
+        true label ("we keep the base soft F1 loss towards just the true label").
       * `label_smoothing` (0; the calibration experiment of sect. 2.7 i used 0.1): the true
         class keeps 1 - eps and every class gets eps / n.
     `max_length` (243, the longest ELAsTiCC light curve, sect. 3.6) limits light-curve points
@@ -131,6 +137,7 @@ class AtcatConfig(PreTrainedConfig):
     early_loss_weight: float = 1.0
     early_last_point_ratio: float = 1.0 / 3.0
     label_smoothing: float = 0.0
+    unsure_teacher: str | None = None
     max_length: int = 243
     hidden_dropout: float = 0.0
     attention_dropout: float = 0.0
@@ -206,6 +213,11 @@ class AtcatConfig(PreTrainedConfig):
                                     f"{', '.join(NEXT_VALUE_LOSSES)}")
         if self.unsure_calibration and not self.unsure_output:
             fail("unsure_calibration", "needs unsure_output=True")
+        if self.unsure_teacher is not None:
+            if not isinstance(self.unsure_teacher, str) or not self.unsure_teacher:
+                fail("unsure_teacher", f"must be a folder path, got {self.unsure_teacher!r}")
+            if not self.unsure_output or self.unsure_calibration:
+                fail("unsure_teacher", "needs unsure_output=True and unsure_calibration=False")
         self._check_mixture(self.mixture_means, self.mixture_sigmas)
 
     def _check_mixture(self, means, sigmas) -> None:

@@ -12,6 +12,9 @@ every other output, "unsure" included, down), or towards a calibration target (s
   + soft_f1_weight x (1 - soft macro F1), both at the last valid point;
 * `unsure_calibration` (sect. 2.7 iii): the log-loss term becomes KL(target || q) towards
   the batch-accuracy "unsure" target; the soft F1 term stays towards the true label;
+* `unsure_teacher` (sect. 2.7 iv): likewise towards a bootstrap ensemble's target, p_true
+  on the true class and 1 - p_true on "unsure" (`teacher_p_true`, computed by the plugin's
+  fine-tuning hook on each training batch);
 * `early_classification` (sect. 2.6): early_loss_weight x (log-loss at every point but the
   first, averaged per example first) + early_loss_weight x early_last_point_ratio (1/3) x the
   last-point log-loss ("in the form of logloss, not Soft F1");
@@ -129,6 +132,16 @@ def unsure_calibration_targets(logits: torch.Tensor, labels: torch.Tensor) -> to
     return targets
 
 
+def teacher_targets(p_true: torch.Tensor, labels: torch.Tensor, width: int) -> torch.Tensor:
+    """Targets of sect. 2.7 (iv): the true class gets the bootstrap ensemble's probability
+    of it, p_true, and the "unsure" output (last column) 1 - p_true. p_true (batch,)."""
+    targets = torch.zeros(labels.shape[0], width, dtype=torch.float32, device=labels.device)
+    p_true = p_true.detach().float().clamp(0.0, 1.0)
+    targets.scatter_(1, labels.unsqueeze(1), p_true.unsqueeze(1))
+    targets[:, -1] += 1.0 - p_true
+    return targets
+
+
 def soft_target_loss(logits: torch.Tensor, targets: torch.Tensor,
                      weights: torch.Tensor | None = None) -> torch.Tensor:
     """KL(targets || softmax(logits)) per example, (weighted) batch mean."""
@@ -182,13 +195,16 @@ def atcat_objective(config, full_logits: torch.Tensor, labels: torch.Tensor, *,
                     point_mask: torch.Tensor | None = None,
                     metadata_penalty: torch.Tensor | float = 0.0,
                     class_weights: torch.Tensor | None = None,
-                    label_smoothing: float | None = None) -> ObjectiveTerms:
+                    label_smoothing: float | None = None,
+                    teacher_p_true: torch.Tensor | None = None) -> ObjectiveTerms:
     """ATCAT's fine-tuning objective (module docstring) from an `AtcatConfig`.
 
     full_logits (batch, C[+1]) at the last point; step_logits (batch, time, C[+1]) and
     point_mask (batch, time), needed with `config.early_classification`; labels (batch,),
     IGNORE rows left out; metadata_penalty: sum |metadata input weights| (multiplied here by
-    `config.metadata_l1`); label_smoothing: overrides `config.label_smoothing`."""
+    `config.metadata_l1`); label_smoothing: overrides `config.label_smoothing`;
+    teacher_p_true (batch,): a bootstrap ensemble's probability of each example's true
+    class, whose sect. 2.7 (iv) target replaces the last-point log-loss."""
     n_classes = int(config.num_labels)
     smoothing = float(config.label_smoothing if label_smoothing is None else label_smoothing)
     labels = labels.long()
@@ -199,7 +215,10 @@ def atcat_objective(config, full_logits: torch.Tensor, labels: torch.Tensor, *,
         return ObjectiveTerms(total=zero + penalty)
     logits, kept = full_logits[keep], labels[keep]
     weights = None if class_weights is None else class_weights.to(logits.device).float()[kept]
-    if config.unsure_calibration:  # sect. 2.7 (iii): KL towards the "unsure" target
+    if teacher_p_true is not None:  # sect. 2.7 (iv): KL towards the ensemble's target
+        targets = teacher_targets(teacher_p_true[keep], kept, logits.shape[-1])
+        last = soft_target_loss(logits, targets, weights)
+    elif config.unsure_calibration:  # sect. 2.7 (iii): KL towards the "unsure" target
         last = soft_target_loss(logits, unsure_calibration_targets(logits, kept), weights)
     else:
         last = log_loss(logits, kept, n_classes, smoothing, weights)
@@ -227,6 +246,6 @@ def atcat_objective(config, full_logits: torch.Tensor, labels: torch.Tensor, *,
 
 __all__ = [
     "IGNORE", "ObjectiveTerms", "atcat_objective", "early_classification_loss", "log_loss",
-    "smoothed_targets", "soft_f1_loss", "soft_target_loss",
+    "smoothed_targets", "soft_f1_loss", "soft_target_loss", "teacher_targets",
     "unsure_calibration_loss", "unsure_calibration_targets", "unsure_probability",
 ]

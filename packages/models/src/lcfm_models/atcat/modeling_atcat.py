@@ -248,13 +248,17 @@ class AtcatForSequenceClassification(AtcatPreTrainedModel):
                   step_full: torch.Tensor | None = None,
                   point_mask: torch.Tensor | None = None,
                   class_weights: torch.Tensor | None = None,
-                  label_smoothing: float | None = None) -> ObjectiveTerms:
+                  label_smoothing: float | None = None,
+                  teacher_p_true: torch.Tensor | None = None) -> ObjectiveTerms:
         """ATCAT's objective on full logits (batch, C[+1]) and, for early classification,
-        step logits (batch, time, C[+1]) with the light-curve point mask (batch, time)."""
+        step logits (batch, time, C[+1]) with the light-curve point mask (batch, time);
+        teacher_p_true (batch,): the sect. 2.7 (iv) ensemble's probability of the true
+        class (`AtcatPlugin.teacher_p_true`, used in fine-tuning)."""
         return atcat_objective(self.config, full_logits, labels, step_logits=step_full,
                                point_mask=point_mask,
                                metadata_penalty=self.atcat.metadata_l1_sum(),
-                               class_weights=class_weights, label_smoothing=label_smoothing)
+                               class_weights=class_weights, label_smoothing=label_smoothing,
+                               teacher_p_true=teacher_p_true)
 
     def forward(self, times, flux, flux_err, wavelength, attention_mask=None, token_type=None,
                 metadata=None, labels: torch.Tensor | None = None,
