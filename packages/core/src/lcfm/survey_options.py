@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from lcfm.exceptions import ConfigError
 
-__all__ = ["OPTION_TYPES", "SurveyOption", "option_text", "survey_option"]
+__all__ = ["OPTION_TYPES", "SurveyOption", "option_text", "parse_option_pairs",
+           "survey_option"]
 
 #: option types lcfm parses itself (`survey_option(type=...)`)
 OPTION_TYPES = {"str": str, "bool": bool, "int": int, "float": float, "list": list}
@@ -88,3 +89,15 @@ def option_text(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def parse_option_pairs(items) -> dict[str, str]:
+    """`--option key=value` strings -> {key: value} with the values as typed (text): the
+    survey parses declared types itself, so `labels=123` stays "123"."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r}: expected key=value")
+        parsed[key.strip()] = value
+    return parsed

@@ -7,7 +7,7 @@ plugin supplies its classes and cadence through `SurveyPlugin.simulator()`.
 """
 
 from lcfm.simulate.base import Cadence, Simulated, SurveySimulator, balanced_labels
-from lcfm.simulate.driver import SUMMARY_FILE, simulate
+from lcfm.simulate.driver import SUMMARY_FILE, SimulateArgs, run_simulate, simulate
 
-__all__ = ["SUMMARY_FILE", "Cadence", "Simulated", "SurveySimulator", "balanced_labels",
-           "simulate"]
+__all__ = ["SUMMARY_FILE", "Cadence", "SimulateArgs", "Simulated", "SurveySimulator",
+           "balanced_labels", "run_simulate", "simulate"]

@@ -13,6 +13,11 @@ as one process; the main process sums the ranks' reports and writes the summary.
 Like ingest, the folder is marked while it is written (`lcfm.dataset_lock`):
 readers refuse it, a second writer fails at once, a killed run restarts cleanly when rerun,
 and `simulation.json` is written last.
+
+`cadence_from` (`--cadence-from PATH`, issue 12 item 5) borrows the times, bands and
+uncertainties of the survey's real files under PATH (`lcfm.simulate.borrowed`): the
+simulator's class signals on real samplings, with noise drawn from the real errors.
+The command's options are `SimulateArgs` (one declaration each, `lcfm.options`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import pickle
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +34,7 @@ from tqdm.auto import tqdm
 
 from lcfm.dataset_lock import SHARD_GLOB, WORK_DIR, write_text_atomic, writing
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.options import option
 from lcfm.ranks import current_ranks
 from lcfm.report import IngestReport
 from lcfm.shards import ShardWriter, read_summaries
@@ -36,16 +43,59 @@ from lcfm.survey import SurveyPlugin
 SUMMARY_FILE = "simulation.json"
 
 
+@dataclass
+class SimulateArgs:
+    """Options of `lcfm simulate`."""
+
+    survey: str = option(help="Survey plugin name (see `lcfm surveys`).")
+    n: int = option(help="Number of light curves (classes in equal shares).")
+    output: Path = option(help="Empty folder for the shards, report.json and simulation.json.")
+    seed: int = option(0, "Random seed: the same survey, seed and n give identical shards.")
+    raw: bool = option(False, "Skip the survey's preprocessing chain (write native units and "
+                       "times, e.g. unstandardized Kepler flux).")
+    survey_options: list[str] = option(default_factory=list, flag="option",
+                                       help="Survey option key=value (repeatable), e.g. "
+                                       "band=all for ATLAS; values are text unless the "
+                                       "survey declares a type.")
+    rows_per_shard: int = option(20_000, "Light curves per Parquet shard.")
+    cadence_from: Path | None = option(None, "Real files (or a folder) of the survey whose "
+                                       "times, bands and uncertainties the simulated light "
+                                       "curves borrow, read with the survey's readers.")
+    cadence_format: str | None = option(None, "Format of the --cadence-from files (default: "
+                                        "detected).")
+    cadence_limit: int | None = option(None, "Real light curves read from --cadence-from at "
+                                       "most (default: all).")
+    progress: bool = option(False, cli=False)
+
+
+def run_simulate(args: SimulateArgs) -> dict:
+    """`lcfm simulate` from its options: the survey with its options, then `simulate`."""
+    from lcfm.registry import get_survey
+    from lcfm.survey_options import parse_option_pairs
+
+    survey = get_survey(args.survey)
+    options = parse_option_pairs(args.survey_options or [])
+    if options:
+        survey = survey.with_options(**options)
+    return simulate(survey, args.n, args.output, seed=args.seed, preprocess=not args.raw,
+                    rows_per_shard=args.rows_per_shard, progress=args.progress,
+                    cadence_from=args.cadence_from, cadence_format=args.cadence_format,
+                    cadence_limit=args.cadence_limit)
+
+
 def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
              preprocess: bool = True, rows_per_shard: int = 20_000,
-             progress: bool = False) -> dict:
+             progress: bool = False, cadence_from: Path | None = None,
+             cadence_format: str | None = None, cadence_limit: int | None = None) -> dict:
     """Simulate n labeled light curves of `survey` into `output_dir`; returns the summary
     also saved as `simulation.json`.
 
     With `preprocess=False` the rows are written as simulated (raw survey units and time
-    system, no detrending or standardization). Raises `ConfigError` for a survey without a
-    simulator or bad arguments, `DataError` for an output folder that is a file, holds a
-    dataset or is being written by another run.
+    system, no detrending or standardization). With `cadence_from`, the light curves take
+    the sampling and uncertainties of the survey's real files there (module docstring).
+    Raises `ConfigError` for a survey without a simulator or bad arguments, `DataError` for
+    an output folder that is a file, holds a dataset or is being written by another run,
+    or a `cadence_from` without a usable real light curve.
     """
     if int(n) < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
@@ -55,6 +105,13 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
         raise ConfigError(f"--rows-per-shard must be at least 1, got {rows_per_shard}")
     n, seed = int(n), int(seed)
     simulator = survey.simulator()
+    if cadence_from is not None:
+        from lcfm.simulate.borrowed import borrow_cadence
+
+        if cadence_limit is not None and int(cadence_limit) < 1:
+            raise ConfigError(f"--cadence-limit must be at least 1, got {cadence_limit}")
+        simulator = borrow_cadence(simulator, Path(cadence_from), cadence_format,
+                                   limit=cadence_limit)
     output_dir = Path(output_dir)
     report = IngestReport(survey=survey.name)
     ranks = current_ranks()
