@@ -28,7 +28,6 @@ from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
 import typer
-from click.core import ParameterSource
 from lcfm.exceptions import ConfigError
 from lcfm.options import on_cli, option_choices, option_help
 
@@ -36,7 +35,8 @@ CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 FROM_RECIPE = "(default: from the recipe)"
 CONFIG_FLAG = "config"
 _CONFIG_PARAM, _JSON_PARAM = "lcfm_config_files", "lcfm_as_json"
-_EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+#: where a value counts as given by the user (typer's ParameterSource names)
+_EXPLICIT = ("COMMANDLINE", "ENVIRONMENT")
 _SCALARS = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
@@ -143,10 +143,11 @@ def _shown_default(spec: OptionSpec) -> str | bool:
 def _parameter(spec: OptionSpec) -> inspect.Parameter:
     """The typer parameter of one option (lists, tuples, dicts arrive as strings)."""
     help_text = spec.help
-    if spec.from_recipe and "recipe" not in help_text.lower():
+    if spec.from_recipe and not {"recipe", "default"} & set(re.findall(r"\w+",
+                                                                      help_text.lower())):
         help_text = f"{help_text} {FROM_RECIPE}".strip()
-    if spec.required:
-        help_text = f"{help_text} (required: here or in --config)".strip()
+    if spec.required and help_text:
+        help_text = f"{help_text} (required: here or in --config)"
     if spec.kind == "bool":
         decls, base = (f"{spec.flag}/--no-{spec.flag[2:]}",), bool
     elif spec.kind in ("list", "dict"):
@@ -185,8 +186,10 @@ def parse_key_values(items, flag: str) -> dict:
     return parsed
 
 
-def _convert_item(spec: OptionSpec, value, where: str):
+def _convert_item(spec: OptionSpec, value, where: str, shown=None):
+    """One value of `spec.item`'s type; errors name `shown` (the value as given)."""
     item = spec.item or str
+    shown = value if shown is None else shown
     try:
         if item is bool:
             if isinstance(value, bool):
@@ -198,10 +201,10 @@ def _convert_item(spec: OptionSpec, value, where: str):
         if item is int and isinstance(value, float) and converted != value:
             raise ValueError
     except (TypeError, ValueError):
-        raise ConfigError(f"{where} {value!r}: expected {item.__name__} values "
+        raise ConfigError(f"{where} {shown!r}: expected {item.__name__} values "
                           "(repeat the option or separate them by commas)") from None
     if spec.choices and str(converted) not in spec.choices:
-        raise ConfigError(f"{where} {value!r}: expected one of {', '.join(spec.choices)}")
+        raise ConfigError(f"{where} {shown!r}: expected one of {', '.join(spec.choices)}")
     return converted
 
 
@@ -210,9 +213,10 @@ def _sequence(spec: OptionSpec, value, where: str):
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"{where} {value!r}: expected a list")
-    parts = [p for v in value for p in (v.split(",") if isinstance(v, str) else [v])
-             if not (isinstance(p, str) and not p.strip())]
-    converted = [_convert_item(spec, p, where) for p in parts]
+    converted = []
+    for v in value:
+        parts = [p for p in v.split(",") if p.strip()] if isinstance(v, str) else [v]
+        converted += [_convert_item(spec, p, where, shown=v) for p in parts]
     return tuple(converted) if spec.kind == "tuple" else converted
 
 
@@ -289,6 +293,14 @@ def read_config_file(path: Path) -> dict:
     return dict(data)
 
 
+def config_shorthand(specs: list[OptionSpec]) -> OptionSpec | None:
+    """The dict option a `--config key=value` feeds: the one whose flag is --config, else
+    the model configuration overrides (`config_overrides`)."""
+    dicts = [s for s in specs if s.kind == "dict"]
+    return next((s for s in dicts if s.flag == f"--{CONFIG_FLAG}"),
+                next((s for s in dicts if s.name == "config_overrides"), None))
+
+
 def _is_config_file(value: str) -> bool:
     return (str(value).lower().endswith(CONFIG_SUFFIXES) or "=" not in str(value)
             or Path(value).is_file())
@@ -303,8 +315,7 @@ def resolve_args(cls, specs: list[OptionSpec], given: Mapping[str, Any],
     by_key = {}
     for spec in specs:
         by_key[spec.name] = by_key[spec.flag[2:].replace("-", "_")] = spec
-    shorthand = by_key.get(CONFIG_FLAG)
-    shorthand = shorthand if shorthand is not None and shorthand.kind == "dict" else None
+    shorthand = config_shorthand(specs)
     values: dict[str, Any] = {}
     overrides: dict[str, Any] = {}
     for item in configs or []:
@@ -323,7 +334,7 @@ def resolve_args(cls, specs: list[OptionSpec], given: Mapping[str, Any],
                 value = {**values.get(spec.name, {}), **value}
             values[spec.name] = value
     for spec in specs:
-        if spec.name in explicit and spec is not shorthand:
+        if spec.name in explicit:
             value = from_command_line(spec, given.get(spec.name))
             if spec.kind == "dict":
                 value = {**values.get(spec.name, {}), **value}
@@ -358,14 +369,14 @@ def dataclass_command(cls, run: Callable[[Any], Any],
     on the main process only (`accelerate launch`). `fixed` sets fields the command does
     not expose (e.g. progress bars on)."""
     specs = option_specs(cls, exclude=fixed)
-    shorthand = next((s for s in specs if s.flag == f"--{CONFIG_FLAG}" and s.kind == "dict"),
-                     None)
+    shorthand = config_shorthand(specs)
     config_help = ("Run options from a YAML or JSON file, keys as the options here (with _ "
                    "or -); options given on the command line win; repeatable, later files "
                    "win.")
-    if shorthand is not None:
-        config_help += f" A key=value value is one {shorthand.help[:1].lower()}" \
-                       f"{shorthand.help[1:]}".rstrip(".") + "."
+    if shorthand is not None and shorthand.flag == f"--{CONFIG_FLAG}":
+        config_help += f" --config KEY=VALUE (repeatable): {shorthand.help}"
+    elif shorthand is not None:
+        config_help += f" --config KEY=VALUE is short for {shorthand.flag} KEY=VALUE."
     extra = [
         inspect.Parameter(_CONFIG_PARAM, inspect.Parameter.KEYWORD_ONLY, default=None,
                           annotation=Annotated[list[str] | None, typer.Option(
@@ -378,7 +389,8 @@ def dataclass_command(cls, run: Callable[[Any], Any],
     def command(ctx: typer.Context, **given) -> None:
         configs = given.pop(_CONFIG_PARAM) or []
         as_json = given.pop(_JSON_PARAM)
-        explicit = {k for k in given if ctx.get_parameter_source(k) in _EXPLICIT}
+        explicit = {k for k in given
+                    if getattr(ctx.get_parameter_source(k), "name", None) in _EXPLICIT}
         args = resolve_args(cls, specs, given, explicit, configs, fixed, name)
         result = run(args)
         if not is_main_process():
@@ -391,7 +403,7 @@ def dataclass_command(cls, run: Callable[[Any], Any],
     command.__signature__ = inspect.Signature(
         [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                            annotation=typer.Context),
-         *(_parameter(s) for s in specs if s is not shorthand), *extra])
+         *(_parameter(s) for s in specs if s.flag != f"--{CONFIG_FLAG}"), *extra])
     command.__name__ = command.__qualname__ = name
     command.__doc__ = reflow(doc if doc is not None else cls.__doc__)
     command.option_specs = specs

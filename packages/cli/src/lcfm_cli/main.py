@@ -11,13 +11,13 @@ line on stderr and exits with status 2, without a traceback.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 import warnings
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -52,36 +52,61 @@ ORDER = ("surveys", "models", "recipes", "ingest", "simulate", "pretrain", "fine
          "fewshot", "evaluate", "predict", "embed", "features", "baseline", "bench", "push")
 
 
-def build_command(name: str, factory: str) -> click.Command:
-    """The click command of a generated command function."""
+class Interrupted(Exception):
+    """Ctrl-C during a command (raised past the command parser, which would otherwise print
+    a bare "Aborted")."""
+
+
+def interruptible(function):
+    """`function` with Ctrl-C turned into `Interrupted` (same signature for typer)."""
+    @functools.wraps(function)
+    def command(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+
+    return command
+
+
+def _single(name: str, function, help_text: str | None = None, short: str | None = None):
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single.command(name, help=help_text if help_text is not None else function.__doc__,
+                   short_help=short)(function)
+    return typer.main.get_command(single)
+
+
+def build_command(name: str, factory: str):
+    """The command object of a generated command function."""
     module, _, attribute = factory.partition(":")
     function = getattr(importlib.import_module(module), attribute)()
-    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    single.command(name, help=function.__doc__)(function)
-    return typer.main.get_command(single)
+    return _single(name, interruptible(function))
+
+
+def _placeholder(name: str, short: str):
+    return _single(name, lambda: None, short, short)
 
 
 class LcfmGroup(TyperGroup):
     """The command group: hand-written commands, and generated ones built on first use (a
     placeholder carrying the one-line help stands in for them in `lcfm --help`)."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx) -> list[str]:
         names = [*super().list_commands(ctx), *(n for n in GENERATED if n not in self.commands)]
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
-    def command_named(self, ctx: click.Context | None, name: str) -> click.Command | None:
+    def command_named(self, ctx, name: str):
         """The full command `name`, generated now if it is not yet."""
         if name not in self.commands and name in GENERATED:
             self.commands[name] = build_command(name, GENERATED[name][1])
         return self.commands.get(name)
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+    def get_command(self, ctx, name: str):
         if name in self.commands or name not in GENERATED:
             return super().get_command(ctx, name)
-        short = GENERATED[name][0]
-        return click.Command(name, help=short, short_help=short)
+        return _placeholder(name, GENERATED[name][0])
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
+    def resolve_command(self, ctx, args: list[str]):
         if args:
             self.command_named(ctx, args[0])
         return super().resolve_command(ctx, args)
@@ -102,8 +127,15 @@ def _lcfm(version: Annotated[bool, typer.Option(
     embed, publish."""
 
 
+def _short(text: str | None) -> str:
+    """The first sentence of a docstring, for `lcfm --help`."""
+    first = reflow(text).split("\n\n")[0]
+    return first.split(". ")[0].rstrip(".") + "."
+
+
 for _function in (surveys, models, ingest, simulate, features, bench):
-    app.command(help=reflow(_function.__doc__))(_function)
+    app.command(help=reflow(_function.__doc__), short_help=_short(_function.__doc__))(
+        interruptible(_function))
 
 
 def _register_optional() -> None:
@@ -113,8 +145,9 @@ def _register_optional() -> None:
             function = getattr(importlib.import_module(module), attribute)
         except (ImportError, AttributeError):
             continue
-        if not isinstance(function, click.Command) and callable(function):
-            app.command(name, help=reflow(function.__doc__))(json_flag(function))
+        if callable(function):
+            app.command(name, help=reflow(function.__doc__), short_help=_short(
+                function.__doc__))(interruptible(json_flag(function)))
 
 
 _register_optional()
@@ -137,17 +170,12 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     quiet_load_reports()
     try:
-        command_group().main(prog_name="lcfm", standalone_mode=False)
+        command_group()(prog_name="lcfm")
     except LcfmError as exc:
         message = "; ".join(p.strip() for p in str(exc).splitlines() if p.strip())
         typer.echo(f"lcfm: error: {message}", err=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except Interrupted:
         typer.echo("lcfm: interrupted; pretrain/finetune continue from their last checkpoint "
                    "with the same command and --resume; ingest/simulate restart cleanly when "
                    "run again into the same folder", err=True)
