@@ -88,7 +88,8 @@ class AtcatPlugin(ModelPlugin):
     def finetune_loss(self, model, outputs, labels, batch, *, recipe, class_weights):
         """ATCAT's own objective (sect. 2.3.2, 2.6, 2.7, 2.2.2; `losses_atcat.atcat_objective`
         with the weights and switches of the model's `AtcatConfig`) when the recipe's loss is
-        "model"; None (the engine's generic loss) for any other loss.
+        "model" (or a combination naming "model": the objective replaces it whole, its
+        weights being the config's); None (the engine's generic loss) for any other loss.
 
         `outputs`: the forward output of `model` on `batch` in training mode (with
         `early_classification` it carries the step logits); `labels` (batch,) class ids;
@@ -97,7 +98,8 @@ class AtcatPlugin(ModelPlugin):
         says `balanced_batches=True` (the paper's setting, where none are needed; with
         "auto" the engine passes None when it balanced the batches). The parts of
         the last loss (detached tensors) are kept in `self.last_loss_terms` for logging."""
-        if getattr(recipe, "loss", "model") != "model":
+        loss = getattr(recipe, "loss", "model")
+        if loss != "model" and not (isinstance(loss, Mapping) and "model" in loss):
             return None
         classifier = next((m for m in model.modules()
                            if isinstance(m, AtcatForSequenceClassification)), None)
