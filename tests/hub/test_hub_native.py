@@ -225,21 +225,35 @@ def test_push_dataset_to_the_loopback_hub(hub, simulated_dir, classifier_dir, tm
     assert front_matter(card)["datasets"] == ["org/sim"]
 
 
-def test_push_command_publishes_a_dataset(hub, ingested_dir, monkeypatch, capsys):
-    from lcfm_cli.push_command import report, run
-
+def test_cli_push_dataset(hub, ingested_dir, monkeypatch, lcfm_cli):
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    args = PushArgs(repo_id="org/cli-data", dataset=ingested_dir, token=TOKEN, license="mit")
-    report(run(args), args)
-    assert f"pushed 3 files to {hub.endpoint}/datasets/org/cli-data" in capsys.readouterr().out
+    code, out, err = lcfm_cli("push", "--dataset", ingested_dir, "--repo-id", "org/cli-data",
+                              "--token", TOKEN, "--license", "mit")
+    assert code == 0, err
+    assert f"pushed 3 files to {hub.endpoint}/datasets/org/cli-data" in out
     card = hub.files("org/cli-data", repo_type="dataset")["README.md"].decode()
     assert front_matter(card)["license"] == "mit"
-    args = PushArgs(repo_id="org/x", dataset=ingested_dir, dry_run=True)
-    report(run(args), args)
-    out = capsys.readouterr().out
-    assert "path: part-*.parquet" in out and "# org/x" in out
+    code, out, _ = lcfm_cli("push", "--dataset", ingested_dir, "--repo-id", "org/x",
+                            "--dry-run")
+    assert code == 0 and "path: part-*.parquet" in out and "# org/x" in out
     assert out.strip().endswith("files: part-00000.parquet, report.json, README.md")
-    assert "org/x" not in str(hub.repos)  # a dry run uploads nothing
+    assert "datasets/org/x" not in hub.repos  # a dry run uploads nothing
+    code, _, err = lcfm_cli("push", "--dataset", ingested_dir, "--model", ingested_dir,
+                            "--repo-id", "org/x")
+    assert code == 2 and "exactly one of --model and --dataset" in err
+
+
+def test_card_input_example_runs(classifier_dir):
+    """The card's input-format example, run on the local folder instead of the Hub id."""
+    card = model_card(classifier_dir, "org/name")
+    code = card.split("## Input format")[1].split("```python")[1].split("```")[0]
+    namespace = {}
+    exec(code.replace('"org/name"', repr(str(classifier_dir))), namespace)  # noqa: S102
+    assert namespace["result"]["object_id"].to_list() == ["star-1"]
+    assert namespace["result"]["predicted_class"][0] in ("RRab", "EC")
+    assert {"label", "score"} <= set(namespace["classify"]({
+        "time": [1.0, 2.0, 3.5], "value": [15.2, 15.3, 15.1], "error": [0.03] * 3,
+        "band": ["R", "R", "B"]})[0])
 
 
 def test_push_refuses_wrong_targets(classifier_dir, tmp_path):
