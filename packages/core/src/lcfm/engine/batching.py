@@ -121,14 +121,19 @@ def to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def optimiser_step(accelerator, model, loss, optimizer, scheduler, max_grad_norm: float):
-    """Backward pass, optional gradient clipping, optimiser and schedule step."""
+def optimiser_step(accelerator, model, loss, optimizer, scheduler,
+                   max_grad_norm: float | None):
+    """Backward pass; at the last micro-batch of an optimiser step (Accelerate's gradient
+    accumulation: call inside `accelerator.accumulate(model)`), gradient clipping when
+    `max_grad_norm` is set (None or 0: none, as ATCAT's fine-tuning, sect. 2.4), the
+    optimiser step and one schedule step (the schedule counts optimiser steps)."""
     accelerator.backward(loss)
-    if max_grad_norm:
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad()
+    if accelerator.sync_gradients:
+        if max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
 
 
 def evaluation_batches(dataset, batch_size: int, collate: Callable, seed: int = 0):

@@ -48,10 +48,11 @@ FINETUNE_EVALUATIONS = 10
 VALIDATION_SHARE = 0.05
 VALIDATION_FLOOR = 128
 #: FinetuneArgs fields that shape the trained weights; `finetune --resume` refuses a change
+#: in any, and in the resolved recipe (`run_record(recipe=...)`: optimiser, rates, schedule,
+#: loss, selection, early stopping, ...)
 FINETUNE_RUN_FIELDS = ("lora", "lora_rank", "freeze_encoder", "samples_per_class", "max_steps",
-                       "batch_size", "lr_encoder", "lr_head", "weight_decay",
-                       "warmup_fraction", "loss", "balanced", "augment", "seed", "metadata",
-                       "test_fraction", "validation_fraction")
+                       "batch_size", "seed", "metadata", "test_fraction",
+                       "validation_fraction", "splits", "fold", "grad_accum")
 
 
 def data_fingerprint(frame: pl.DataFrame) -> str:
@@ -63,11 +64,12 @@ def data_fingerprint(frame: pl.DataFrame) -> str:
     return summary_fingerprint(frame.select(fingerprint_columns()))
 
 
-def run_record(args, fields: tuple[str, ...], *, model_type: str, data: str) -> dict:
+def run_record(args, fields: tuple[str, ...], *, model_type: str, data: str,
+               recipe=None) -> dict:
     """What identifies a training run: the model (name or absolute folder, model_type,
     config overrides), the data fingerprint `data` (`data_fingerprint`, or
-    `ShardIndex.fingerprint` for streamed data) and the `fields` of `args` that shape
-    training.
+    `ShardIndex.fingerprint` for streamed data), the `fields` of `args` that shape
+    training and the resolved `recipe` (`lcfm.recipes.Recipe`: its name and values).
     Stored in every checkpoint; JSON-normalised so it compares equal after a round trip."""
     model = str(args.model)
     if Path(model).exists():  # a checkpoint folder: the same folder however it is spelled
@@ -76,6 +78,10 @@ def run_record(args, fields: tuple[str, ...], *, model_type: str, data: str) -> 
               "config_overrides": dict(args.config_overrides),
               "data": data}
     record.update({name: getattr(args, name) for name in fields})
+    if recipe is not None:
+        # one entry per field, so that a refused resume names the field that changed
+        record["recipe"] = recipe.name
+        record.update({f"recipe.{k}": v for k, v in recipe.values().items()})
     return json.loads(json.dumps(record, default=str))
 
 

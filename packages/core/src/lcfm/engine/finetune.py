@@ -1,32 +1,32 @@
 """Supervised fine-tuning (`lcfm finetune`): full, frozen encoder + head, or LoRA (peft),
 on one Accelerate loop.
 
-Recipe defaults follow the papers: AdamW with a lower learning rate for the encoder than
-for the head and class-weighted cross-entropy w_c = N/N_c (ASTRAFier sect. 5); soft F1 and
-focal losses, balanced batches and augmentations (ATCAT sect. 2.1.2, 2.3.2, 2.7); splits
-stratified by class and grouped by object; early stopping on validation macro F1;
-Astromer 2's few-shot protocol (sect. 5.1) with `samples_per_class` and `folds`.
+The training recipe comes from `lcfm.recipes` (issue 11, "Named recipes"): `--recipe NAME`,
+or the model configuration's own paper recipe (ASTRAFier sect. 5; Astromer 2 sect. 5.4;
+AstroCo appendix A; ATCAT sect. 2.4), or "lcfm-default". Every option left unset takes the
+recipe's value, every option given replaces one field, and metrics.json records the result
+under "recipe" (name, values, sources, overrides). Optimiser, schedule, warm-up, clipping,
+loss (a loss of `lcfm.losses`, a weighted sum, or the model's own objective through
+`ModelPlugin.finetune_loss`), label smoothing, the selection metric and early stopping
+(counted in steps, never before `min_steps`; `lcfm.engine.training.Selection`) all follow it.
 
-Training batches are streamed (issue 10, "streaming data path"): splits are made on the
-per-row summaries (object_id, label, meta) and give row selections; batches are read row
-group by row group and collated in `--workers` DataLoader processes, each Accelerate rank
-taking its part of every global batch. Validation and test rows are read as frames (they
-are the held-out fraction, not the corpus).
+Splits are stratified by class and grouped by object, or read from a split file
+(`splits`, object_id -> split and fold; `lcfm.splits.read_split_file`). Training batches
+are streamed (issue 10): batches are read row group by row group and collated in
+`--workers` DataLoader processes, each Accelerate rank taking its part of every global
+batch; `grad_accum` micro-batches make one optimiser step (Accelerate's gradient
+accumulation). Validation and test rows are read as frames.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
 
 from lcfm.augment import Augmenter
 from lcfm.engine import loading
@@ -47,59 +47,124 @@ from lcfm.engine.checkpoint import (
     run_record,
     save_checkpoint,
 )
-from lcfm.engine.evaluate import SPLITS_FILE, folder_output, write_splits
-from lcfm.engine.metadata import (
-    fit_encoder,
-    load_encoder,
-    metadata_key,
-    save_encoder,
-    with_metadata,
+from lcfm.engine.finetune_report import (
+    few_shot_summary,
+    finish,
+    validation_scores,
+    write_interrupted,
 )
-from lcfm.engine.predict import predict_frame
+from lcfm.engine.inference import folder_output
+from lcfm.engine.metadata import fit_encoder, load_encoder, metadata_key, with_metadata
+from lcfm.engine.training import (
+    REPORT_TO,
+    Selection,
+    balanced_batches,
+    make_accelerator,
+    resolve_precision,
+    run_recipe,
+    schedule_record,
+    start_tracking,
+    steps_per_epoch,
+)
 from lcfm.exceptions import ConfigError, DataError
-from lcfm.losses import class_weights, classification_loss
-from lcfm.metrics import classification_report
-from lcfm.splits import few_shot_subset, stratified_object_split
+from lcfm.losses import class_weights, combined_loss, parse_loss
+from lcfm.options import option
+from lcfm.recipes import (
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    SELECTIONS,
+    build_optimizer,
+    build_scheduler,
+)
+from lcfm.registry import find_model_configuration
+from lcfm.splits import few_shot_subset, read_split_file, split_by_file, stratified_object_split
 from lcfm.stream import EpochPlan, ShardIndex, read_frame, value_sample
 from lcfm.survey_info import survey_context
+
+_RECIPE = " (default: the recipe's)"
 
 
 @dataclass
 class FinetuneArgs:
-    data: Path
-    model: str
-    output: Path
-    lora: bool = False
-    lora_rank: int = 8
-    merge_lora: bool = False
-    freeze_encoder: bool = False
-    samples_per_class: int = 0  # 0: all training data
-    folds: int = 1
-    max_steps: int = 500
-    batch_size: int = 32
-    lr_encoder: float = 1e-4
-    lr_head: float = 1e-3
-    weight_decay: float = 1e-5
-    warmup_fraction: float = 0.05
-    max_grad_norm: float = 1.0
-    loss: str = "weighted_ce"
-    balanced: bool = False
-    augment: list[str] = field(default_factory=list)
-    test_fraction: float = 0.2
-    validation_fraction: float = 0.1
-    eval_every: int = 0  # 0: ten evaluations per run (--patience counts evaluations)
-    checkpoint_every: int = 0  # 0: at every evaluation; also on Ctrl-C/SIGTERM
-    patience: int = 5  # evaluations without a better validation macro F1
-    seed: int = 0
-    resume: bool = False
-    metadata: bool = False  # see PretrainArgs.metadata; on by itself after such pretraining
-    stop_after: int = 0
-    progress: bool = True
-    config_overrides: dict = field(default_factory=dict)
-    #: DataLoader worker processes collating batches (None: `default_workers()`)
-    workers: int | None = None
-    #: length-aware batching (see PretrainArgs.length_buckets)
-    length_buckets: bool = True
+    data: Path = option(help="Dataset folder of labeled light curves (lcfm ingest).")
+    model: str = option(help="Configuration name (see `lcfm models`) or a pretrained "
+                             "checkpoint folder.")
+    output: Path = option(help="Folder for the fine-tuned model and its reports.")
+    recipe: str | None = option(None, "Training recipe (see `lcfm recipes`); default: the "
+                                      "model configuration's own paper recipe.")
+    lora: bool = option(False, "Train LoRA adapters (peft) and the head.")
+    lora_rank: int = option(8, "Rank of the LoRA adapters.")
+    merge_lora: bool = option(False, "Also save the merged LoRA model (merged/).")
+    freeze_encoder: bool = option(False, "Train the head only (frozen encoder).")
+    samples_per_class: int = option(0, "Few-shot: training objects per class (0: all).",
+                                    flag="spc")
+    folds: int = option(1, "Few-shot folds (mean and spread reported).")
+    max_steps: int | None = option(None, "Optimiser steps" + _RECIPE + ".")
+    batch_size: int | None = option(None, "Light curves per micro-batch" + _RECIPE + ".")
+    lr_encoder: float | None = option(None, "Encoder learning rate" + _RECIPE + ".")
+    lr_head: float | None = option(None, "Head learning rate" + _RECIPE + ".")
+    weight_decay: float | None = option(None, "Weight decay" + _RECIPE + ".")
+    optimizer: str | None = option(None, "Optimiser" + _RECIPE + ".", choices=OPTIMIZERS)
+    schedule: str | None = option(None, "Learning-rate schedule after the warm-up" + _RECIPE
+                                  + ".", choices=SCHEDULES)
+    warmup_steps: int | None = option(None, "Linear warm-up steps (at least 50, at most half "
+                                            "the run)" + _RECIPE + ".")
+    max_grad_norm: float | None = option(None, "Gradient clipping norm, 0 for none" + _RECIPE
+                                         + ".")
+    loss: str | None = option(None, "weighted_ce (w_c = N/N_c), ce, soft_f1, focal, a sum "
+                                    "such as ce+soft_f1 or ce:1,soft_f1:0.5, or model (the "
+                                    "model's own objective)" + _RECIPE + ".")
+    label_smoothing: float | None = option(None, "Label smoothing of the cross-entropies"
+                                           + _RECIPE + ".")
+    selection: str | None = option(None, "Validation metric that selects the kept model"
+                                   + _RECIPE + ".", choices=SELECTIONS)
+    balanced: bool | None = option(None, "Class-balanced batches (default: the recipe's; "
+                                         "lcfm-default balances imbalanced classes).")
+    augment: list[str] | None = option(None, "Augmentations: subsample, scale, shift, "
+                                             "redshift, noise (repeatable)" + _RECIPE + ".")
+    test_fraction: float = option(0.2, "Fraction of objects held out for testing.")
+    validation_fraction: float = option(0.1, "Fraction of the rest used for validation.")
+    splits: Path | None = option(None, "Split file (Parquet or CSV: object_id, split, "
+                                       "optional fold) instead of random splits.")
+    fold: int | None = option(None, "Fold of a split file with folds.")
+    eval_every: int | None = option(None, "Evaluate every N steps (default: the recipe's, "
+                                          "else ten evaluations a run).")
+    checkpoint_every: int = option(0, "Checkpoint every N steps (0: at every evaluation); "
+                                      "Ctrl-C or SIGTERM checkpoints before stopping.")
+    patience: int | None = option(None, "Early stopping: steps without a better validation "
+                                        "metric" + _RECIPE + ".")
+    min_steps: int | None = option(None, "No early stop and no kept model before this step"
+                                   + _RECIPE + ".")
+    seed: int = option(0, "Random seed (splits, batches, initialisation).")
+    resume: bool = option(False, "Continue from OUTPUT/checkpoint.")
+    metadata: bool = option(False, "Feed each object's metadata to models with a metadata "
+                                   "token (ATCAT).")
+    workers: int | None = option(None, "DataLoader processes that read and collate batches "
+                                       "(default: none on 1-2 cores, else min(4, cores-1)).")
+    length_buckets: bool = option(True, "Length-aware batching (less padding).")
+    grad_accum: int = option(1, "Micro-batches per optimiser step (gradient accumulation).")
+    mixed_precision: str | None = option(None, "bf16, fp16 or no (default: bf16 on a CUDA GPU "
+                                               "that supports it, else no).",
+                                         choices=PRECISIONS)
+    report_to: str = option("none", "Experiment tracker.", choices=REPORT_TO)
+    baseline: bool = option(True, "Also score the classical baseline (features + random "
+                                  "forest) on the same objects (baseline_macro_f1).")
+    config_overrides: dict = option(default_factory=dict, help="Model configuration values "
+                                    "to change (key=value).")
+    stop_after: int = option(0, "Stop with a checkpoint after this step (tests).", cli=False)
+    progress: bool = option(True, "Show a progress bar.", cli=False)
+
+
+#: FinetuneArgs field -> recipe field it overrides
+RECIPE_OPTIONS = {
+    "max_steps": "max_steps", "batch_size": "batch_size", "lr_encoder": "lr_encoder",
+    "lr_head": "lr_head", "weight_decay": "weight_decay", "optimizer": "optimizer",
+    "schedule": "schedule", "warmup_steps": "warmup_steps", "max_grad_norm": "max_grad_norm",
+    "loss": "loss", "label_smoothing": "label_smoothing", "selection": "selection",
+    "balanced": "balanced_batches", "augment": "augmentations", "eval_every": "eval_every",
+    "patience": "patience_steps", "min_steps": "min_steps",
+}
 
 
 class _Collate:
@@ -125,36 +190,44 @@ class _Collate:
         return self.collate(rows)
 
 
-def _splits(frame: pl.DataFrame, args: FinetuneArgs) -> dict[str, pl.DataFrame]:
-    test = args.test_fraction
-    val = args.validation_fraction * (1 - test)
-    parts = stratified_object_split(frame, {"train": 1 - test - val, "validation": val,
-                                            "test": test}, args.seed)
+def split_parts(frame: pl.DataFrame, args: FinetuneArgs) -> tuple[dict, dict | None]:
+    """(train/validation/test summaries, the split file's accounting or None)."""
+    if args.splits is not None:
+        parts, info = split_by_file(frame, read_split_file(args.splits), args.fold)
+        info = {"file": str(args.splits), **info}
+    else:
+        if args.fold is not None:
+            raise ConfigError(f"--fold {args.fold}: needs --splits (a split file with folds)")
+        test = args.test_fraction
+        val = args.validation_fraction * (1 - test)
+        parts = stratified_object_split(frame, {"train": 1 - test - val, "validation": val,
+                                                "test": test}, args.seed)
+        info = None
     if parts["train"].height == 0:
-        raise DataError(f"{args.data}: no labeled light curves left for training")
-    return parts
+        raise DataError(f"{args.splits or args.data}: no labeled light curves left for "
+                        "training")
+    return parts, info
+
+
+def _splits(frame: pl.DataFrame, args: FinetuneArgs) -> dict[str, pl.DataFrame]:
+    return split_parts(frame, args)[0]
 
 
 def finetune(args: FinetuneArgs) -> dict:
     """Fine-tune (one run, or `folds` few-shot runs); returns the summary written to
-    `output/metrics.json`."""
+    `output/metrics.json` (its "stopped" entry says when and why the run stopped)."""
     folder_output(args.output)
     index = ShardIndex(args.data)
-    parts = _splits(index.summaries(), args)
+    parts, info = split_parts(index.summaries(), args)
     if args.samples_per_class <= 0 and args.folds == 1:
-        return _train_one(args, index, parts, Path(args.output))
+        return _train_one(args, index, parts, Path(args.output), split_info=info)
     results = []
     for fold in range(args.folds):
         train = (few_shot_subset(parts["train"], args.samples_per_class, fold, args.seed)
                  if args.samples_per_class > 0 else parts["train"])
         results.append(_train_one(args, index, {**parts, "train": train},
-                                  Path(args.output) / f"fold-{fold}"))
-    f1 = np.array([r["test"]["macro_f1"] if r.get("test") else np.nan for r in results])
-    summary = {"samples_per_class": args.samples_per_class, "folds": args.folds,
-               "test_macro_f1_mean": float(f1.mean()), "test_macro_f1_std": float(f1.std()),
-               "test_macro_f1": f1.tolist(), "runs": results}
-    (Path(args.output) / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+                                  Path(args.output) / f"fold-{fold}", split_info=info))
+    return few_shot_summary(args, results)
 
 
 def finetune_parts(args: FinetuneArgs, parts: dict[str, pl.DataFrame], output: Path, *,
@@ -181,19 +254,44 @@ def _rows(part: pl.DataFrame) -> np.ndarray:
     return part["row"].to_numpy().astype(np.int64)
 
 
-def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path) -> dict:
+def _recipe(args: FinetuneArgs, plugin, checkpoint):
+    overrides = {field: getattr(args, name) for name, field in RECIPE_OPTIONS.items()}
+    if isinstance(overrides["loss"], str):
+        overrides["loss"] = parse_loss(overrides["loss"])
+    config_name = None if checkpoint is not None else find_model_configuration(args.model)[1]
+    return run_recipe("finetune", args.recipe, plugin, config_name, overrides)
+
+
+def _loss(plugin, model, outputs, labels, batch, recipe, weights, n_classes):
+    """The recipe's loss: the model's own objective when the recipe says "model" and the
+    plugin has one (`ModelPlugin.finetune_loss`), else the generic (weighted) losses."""
+    if recipe.loss == "model" or "model" in recipe.loss_terms():
+        own = plugin.finetune_loss(model, outputs, labels, batch, recipe=recipe,
+                                   class_weights=weights)
+        if own is not None:
+            return own
+    return combined_loss(recipe.loss_terms(use_fallback=True), outputs.logits[:, :n_classes],
+                         labels, weights, label_smoothing=recipe.label_smoothing)
+
+
+def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path, *,
+               split_info: dict | None = None) -> dict:
     """One fine-tuning run; `parts` are the summaries (with global `row`) of each split."""
     output.mkdir(parents=True, exist_ok=True)
     sample = value_sample(index, _rows(parts["train"]), seed=args.seed)
     # survey_context reads bands from the data only when the survey is not installed
     survey_name, bands, taxonomy = survey_context(parts["train"].with_columns(
         band=pl.lit(list(sample.band_names), dtype=pl.List(pl.String))))
-    present = set(parts["train"]["label"].unique().to_list())
+    present = set(parts["train"]["label"].drop_nulls().unique().to_list())
     class_names = [c for c in taxonomy if c in present] + sorted(present - set(taxonomy))
     if len(class_names) < 2:
         raise DataError(f"{args.data}: training needs at least two classes, found "
                         f"{class_names}")
     plugin, config, checkpoint = loading.resolve(args.model, args.config_overrides)
+    recipe, overrides = _recipe(args, plugin, checkpoint)
+    for key, value in recipe.dropout.items():  # the recipe's rates, unless given
+        if key not in args.config_overrides:
+            setattr(config, key, value)
     encoder = load_encoder(checkpoint) if checkpoint is not None else None
     if encoder is None and args.metadata:
         encoder = fit_encoder(survey_name, config, parts["train"], checkpoint is None)
@@ -225,10 +323,12 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
     if val_part.height == 0:  # validation holds only classes absent from training
         val_part = parts["train"]
     val_frame = frame_of(val_part)
-    counts = np.bincount([label2id[x] for x in parts["train"]["label"]],
+    train_labels = parts["train"]["label"].to_list()
+    counts = np.bincount([label2id[x] for x in train_labels if x in label2id],
                          minlength=len(class_names))
-    weights = class_weights(counts)
-
+    balanced = balanced_batches(recipe.balanced_batches, counts)
+    # balanced batches already weigh the classes equally (ATCAT sect. 2.3.2)
+    weights = class_weights(np.ones_like(counts) if balanced else counts)
     model_config = model.config  # `model` becomes a DistributedDataParallel wrapper on ranks
 
     def collator(train: bool):
@@ -236,168 +336,120 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path)
         return plugin.collator(model_config, task="classify", train=train, bands=bands,
                                label2id=label2id if train else None, seed=args.seed)
 
-    collate = _Collate(collator(True), Augmenter(args.augment, args.seed) if args.augment
-                       else None)
-    accelerator = Accelerator()
+    collate = _Collate(collator(True), Augmenter(list(recipe.augmentations), args.seed)
+                       if recipe.augmentations else None)
+    precision = resolve_precision(args.mixed_precision, recipe)
+    accelerator = make_accelerator(output, mixed_precision=precision[0],
+                                   grad_accum=args.grad_accum, report_to=args.report_to)
     workers = default_workers() if args.workers is None else args.workers
     if workers < 0:
         raise ConfigError(f"--workers {workers}: must be 0 (collate in this process) or more")
     train_rows = _rows(parts["train"])
-    plan = (BalancedPlan(train_rows, parts["train"]["label"].to_list(), args.batch_size,
-                         args.seed) if args.balanced else
-            EpochPlan.for_rows(index, train_rows, args.batch_size, args.seed,
+    batch_size = int(recipe.batch_size)
+    plan = (BalancedPlan(train_rows, train_labels, batch_size, args.seed) if balanced else
+            EpochPlan.for_rows(index, train_rows, batch_size, args.seed,
                                bucket=args.length_buckets))
+    per_epoch = steps_per_epoch(train_rows.size, batch_size, args.grad_accum)
+    max_steps, patience = recipe.steps(per_epoch)
+    if max_steps < 1:
+        raise ConfigError(f"--max-steps {max_steps}: must be at least 1")
     train_set = StepDataset(index, plan, collate, seed=args.seed, band_names=sample.band_names,
                             process_index=accelerator.process_index,
                             num_processes=accelerator.num_processes, extras=extras)
     groups = loading.parameter_groups(model.base_model if args.lora else model,
-                                      args.lr_encoder, args.lr_head, args.weight_decay)
-    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.95), eps=1e-8)
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, int(args.warmup_fraction * args.max_steps), args.max_steps)
+                                      recipe.lr_encoder, recipe.lr_head, recipe.weight_decay)
+    optimizer = build_optimizer(recipe, groups)
+    scheduler = build_scheduler(recipe, optimizer, max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    cadence = Cadence.of(args.max_steps, args.eval_every, args.checkpoint_every,
+    cadence = Cadence.of(max_steps, int(recipe.eval_every or 0), args.checkpoint_every,
                          evaluations=FINETUNE_EVALUATIONS)
-    state = {"step": 0, "history": [], "validation": [], "best_f1": -1.0, "best_step": 0,
-             "stale": 0, "run": run_record(
-                 args, FINETUNE_RUN_FIELDS, model_type=config.model_type,
+    selection = Selection(recipe.selection, patience, recipe.min_steps, max_steps)
+    resolved = replace(args, max_steps=max_steps, batch_size=batch_size)
+    record = recipe.record(overrides)
+    record["run"] = schedule_record(recipe, max_steps, patience, per_epoch, args.grad_accum,
+                                    precision)
+    record["run"].update(balanced_batches=balanced, eval_every=cadence.eval_every)
+    state = {"step": 0, "history": [], "validation": [], "best_value": None, "best_step": 0,
+             "run": run_record(
+                 resolved, FINETUNE_RUN_FIELDS, model_type=config.model_type,
                  # the fingerprint of the run's rows, without their sequences in memory
-                 data=index.fingerprint(np.concatenate([_rows(p) for p in parts.values()])))}
+                 data=index.fingerprint(np.concatenate([_rows(p) for p in parts.values()])),
+                 recipe=recipe)}
     if args.resume:  # refuses a checkpoint of another model, data or settings, in one line
         state = load_checkpoint(accelerator, output, state["run"])
+    start_tracking(accelerator, args.report_to, "lcfm-finetune",
+                   {**recipe.values(), **record["run"]})
     best_dir = output / "best"
-    stop = min(args.stop_after or args.max_steps, args.max_steps)
-    bar = tqdm(total=args.max_steps, initial=state["step"], unit="step",
+    stop = min(args.stop_after or max_steps, max_steps)
+    bar = tqdm(total=max_steps, initial=state["step"], unit="step",
                desc=f"finetune {plugin.name}",
                disable=None if args.progress else True)  # None: only on a terminal
     model.train()
-    loader = step_loader(train_set, range(state["step"], stop), workers)
-    saved, stopped = state["step"], False
+    grad_accum = int(args.grad_accum)
+    loader = iter(step_loader(train_set, range(state["step"] * grad_accum, stop * grad_accum),
+                              workers))
+    saved, stopped, early = state["step"], False, False
     with StopRequest(accelerator) as request:  # Ctrl-C / SIGTERM: checkpoint, then stop
-        for step, batch in zip(range(state["step"], stop), loader, strict=True):
-            batch = to_device(batch, accelerator.device)
-            labels = batch.pop("labels")
-            logits = model(**batch).logits[:, :len(class_names)]
-            loss = classification_loss(args.loss, logits, labels, weights)
-            optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
+        for step in range(state["step"], stop):
+            micro = []
+            for _ in range(grad_accum):
+                batch = to_device(next(loader), accelerator.device)
+                labels = batch.pop("labels")
+                with accelerator.accumulate(model):
+                    outputs = model(**batch)
+                    loss = _loss(plugin, model, outputs, labels, batch, recipe, weights,
+                                 len(class_names))
+                    optimiser_step(accelerator, model, loss, optimizer, scheduler,
+                                   recipe.max_grad_norm)
+                micro.append(float(loss.detach()))
             state["step"] = step + 1
-            state["history"].append({"step": step + 1, "loss": float(loss.detach())})
+            value = float(np.mean(micro))
+            state["history"].append({"step": step + 1, "loss": value})
+            accelerator.log({"train/loss": value, "train/lr": scheduler.get_last_lr()[-1]},
+                            step=step + 1)
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}",
-                            best_f1=f"{state['best_f1']:.3f}")
+            bar.set_postfix(loss=f"{value:.4f}")
             if cadence.evaluates(state["step"]):
-                probs, state["validation_rows_per_rank"] = _validation_probs(
+                scores, state["validation_rows_per_rank"] = validation_scores(
                     accelerator, accelerator.unwrap_model(model), plugin, val_frame,
-                    collator(False), len(class_names), args.batch_size)
-                f1 = classification_report(_ids(val_frame, label2id), probs,
-                                           class_names)["macro_f1"]
-                state["validation"].append({"step": state["step"], "macro_f1": f1})
-                if f1 > state["best_f1"]:
-                    state.update(best_f1=f1, best_step=state["step"], stale=0)
+                    collator(False), class_names, label2id, batch_size)
+                state["validation"].append({"step": state["step"], **scores})
+                accelerator.log({f"validation/{k}": v for k, v in scores.items()},
+                                step=state["step"])
+                if selection.update(state, state["step"], scores[selection.metric]):
                     if accelerator.is_main_process:  # one writer of the shared folder
                         accelerator.unwrap_model(model).save_pretrained(best_dir)
                     accelerator.wait_for_everyone()
-                else:
-                    state["stale"] += 1
                 model.train()
-                if state["stale"] >= args.patience:
+                if selection.should_stop(state, state["step"]):
+                    early = True
                     break
             if cadence.checkpoints(state["step"]):
                 save_checkpoint(accelerator, output, state)
                 saved = state["step"]
-            if state["step"] < args.max_steps and request.stop():
+            if state["step"] < max_steps and request.stop():
                 stopped = True
                 break
     bar.close()
-    if (args.stop_after or stopped) and state["step"] < args.max_steps \
-            and state["stale"] < args.patience:
-        if saved != state["step"]:
-            save_checkpoint(accelerator, output, state)
-        if stopped:
-            raise KeyboardInterrupt
-        return {"steps": state["step"], "interrupted": True}
+    if (args.stop_after or stopped) and state["step"] < max_steps and not early:
+        return write_interrupted(accelerator, output, state, saved, stopped)
+    accelerator.end_training()
+    state["stopped"] = selection.stopped(state, state["step"], early)
     if encoder is not None:
+        from lcfm.engine.metadata import save_encoder
+
         save_encoder(encoder, survey_name, output)
-    summary = {"steps": state["step"], "process_index": accelerator.process_index}
+    summary = {"steps": state["step"], "process_index": accelerator.process_index,
+               "stopped": state["stopped"]}
     if accelerator.is_main_process:  # one process writes the model and its reports
-        summary = _finish(args, accelerator.unwrap_model(model), plugin, parts, class_names,
-                          label2id, state, output, best_dir, base_parameters, survey_name,
-                          frame_of, num_processes=accelerator.num_processes, workers=workers)
+        summary = finish(resolved, accelerator.unwrap_model(model), plugin, parts,
+                         class_names, label2id, state, output, best_dir, base_parameters,
+                         survey_name, frame_of, recipe=record, split_info=split_info,
+                         num_processes=accelerator.num_processes, workers=workers)
     accelerator.wait_for_everyone()
     # the model is saved: the checkpoint keeps the training state only (no second copy)
     save_checkpoint(accelerator, output, state, complete=True)
     return summary
 
 
-def _validation_probs(accelerator, model, plugin, frame: pl.DataFrame, collate,
-                      n_classes: int, batch_size: int) -> tuple[np.ndarray, list[int]]:
-    """Validation probabilities, (rows, classes), and the number of rows each rank scored.
-    Rank r scores rows r, r + n, ... of the validation frame and the pieces are gathered to
-    every rank, so each rank does 1/n of the work and all ranks take the same early-stopping
-    decision."""
-    n, rank = accelerator.num_processes, accelerator.process_index
-    rows = np.arange(frame.height)[rank::n]
-    share = frame.with_row_index("_row").filter(pl.col("_row") % n == rank).drop("_row")
-    probs = (predict_frame(model, plugin, share, collate, n_classes, batch_size).probs
-             if share.height else np.zeros((0, n_classes), np.float32))
-    if n == 1:
-        return probs, [int(rows.size)]
-    from accelerate.utils import gather_object
-
-    gathered, per_rank = np.zeros((frame.height, n_classes), np.float32), []
-    for indices, piece in gather_object([(rows, probs)]):  # in rank order
-        gathered[indices] = piece
-        per_rank.append(int(indices.size))
-    return gathered, per_rank
-
-
-def _ids(frame: pl.DataFrame, label2id: dict) -> np.ndarray:
-    return np.array([label2id.get(x, -1) for x in frame["label"]])
-
-
-def _finish(args, model, plugin, parts, class_names, label2id, state, output, best_dir,
-            base_parameters, survey_name, frame_of, *, num_processes: int = 1,
-            workers: int = 0) -> dict:
-    from lcfm.engine.save import save_classifier
-
-    model = save_classifier(model, output, best_dir, lora=args.lora, merge=args.merge_lora,
-                            survey=survey_name)
-    # every model folder of the run records its objects, so that `lcfm evaluate` scores
-    # held-out objects only (issue 9, "Held-out evaluation")
-    for folder in (output, output / "base", output / "merged"):
-        if (folder / "config.json").exists() or folder == output:
-            write_splits(folder, parts)
-    collate = plugin.collator(model.config, task="classify", train=False,
-                              bands=model.config.lcfm_bands, label2id=None, seed=args.seed)
-    test = parts["test"].filter(pl.col("label").is_in(class_names))
-    report = None
-    if test.height:
-        test = frame_of(test)
-        probs = predict_frame(model, plugin, test, collate, len(class_names),
-                              args.batch_size).probs
-        report = classification_report(_ids(test, label2id), probs, class_names)
-    summary = {
-        "model": args.model, "plugin": plugin.name, "survey": survey_name,
-        "classes": class_names, "steps": state["step"], "best_step": state["best_step"],
-        "best_validation_macro_f1": state["best_f1"], "validation": state["validation"],
-        "train_light_curves": parts["train"].height,
-        "validation_light_curves": parts["validation"].height,
-        "test_light_curves": test.height,
-        **{f"{name}_objects": part["object_id"].n_unique() for name, part in parts.items()},
-        "splits": SPLITS_FILE,
-        "parameters": base_parameters,
-        "num_processes": num_processes,
-        "validation_rows_per_rank": state.get("validation_rows_per_rank"),
-        "workers": workers,
-        "test": {k: report[k] for k in ("accuracy", "macro_f1", "class_balanced_f1", "ece")}
-        if report else None,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
-    }
-    (output / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (output / "loss_history.json").write_text(json.dumps(state["history"]) + "\n")
-    if test.height:
-        test.write_parquet(output / "test_split.parquet")
-    return summary
-
-
-__all__ = ["FinetuneArgs", "finetune", "finetune_parts"]
+__all__ = ["FinetuneArgs", "finetune", "finetune_parts", "split_parts"]

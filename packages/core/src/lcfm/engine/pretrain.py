@@ -2,8 +2,12 @@
 
 Any model plugin with a `pretraining_class` trains on any survey: the survey gives the
 data (its bundled sample by default) and band wavelengths, the plugin gives the model and
-the collator. Optimiser: AdamW with linear warm-up then cosine decay, gradient clipping,
-seeded and resumable (`batching.StepDataset`).
+the collator. The training recipe (`lcfm.recipes`: optimiser, learning rate, schedule,
+warm-up, clipping, batch size, steps or epochs, early stopping on the validation loss,
+dropout, mixed precision) is `--recipe NAME` or the configuration's own paper recipe
+(Astromer 1/2, AstroCo-S/L appendix A, ATCAT sect. 2.4), any option given overriding one
+field; metrics.json records it under "recipe". Seeded and resumable
+(`batching.StepDataset`); `grad_accum` micro-batches per optimiser step.
 
 The corpus is streamed (issue 10, "streaming data path"): only the per-row summaries and
 lengths are in memory; batches are read row group by row group, bucketed by length and
@@ -13,7 +17,7 @@ the main process ingests a bundled sample and writes outputs.
 
 Runs are checked (issue 9, "checked runs"): the data must be of the `--survey` the checkpoint
 is stamped with, and `--resume` continues only the run the checkpoint records (same model,
-data fingerprint, batch size, seed, max steps, learning rate; `checkpoint.run_record`).
+data fingerprint, batch size, seed, max steps, resolved recipe; `checkpoint.run_record`).
 
 `--init CKPT` starts from a pretrained checkpoint's weights and configuration with a new
 optimiser and schedule: Astromer 2 sect. 5.1's first downstream stage, "the pretrained
@@ -29,15 +33,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoConfig, get_cosine_schedule_with_warmup
+from transformers import AutoConfig
 
 from lcfm.data import validation_rows
 from lcfm.engine.batching import (
@@ -66,53 +69,92 @@ from lcfm.engine.loading import (
 )
 from lcfm.engine.metadata import fit_encoder, metadata_key, save_encoder
 from lcfm.engine.save import save_model_atomically
+from lcfm.engine.training import (
+    REPORT_TO,
+    Selection,
+    make_accelerator,
+    resolve_precision,
+    run_recipe,
+    schedule_record,
+    start_tracking,
+    steps_per_epoch,
+)
 from lcfm.exceptions import ConfigError, DataError, ModelFolderError
+from lcfm.options import option
+from lcfm.recipes import OPTIMIZERS, PRECISIONS, SCHEDULES, build_optimizer, build_scheduler
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.stream import EpochPlan, ShardIndex, value_sample
 
 SIMULATED_FALLBACK = 512
 DEFAULT_MODEL = "astromer-v2"
 #: PretrainArgs fields that shape the trained weights; `--resume` refuses a change in any
-RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "learning_rate",
-              "weight_decay", "warmup_fraction", "validation_fraction", "length_buckets",
-              "init")
+#: (and in the resolved recipe, `run_record(recipe=...)`)
+RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "validation_fraction",
+              "length_buckets", "init", "grad_accum")
+_RECIPE = " (default: the recipe's)"
 
 
 @dataclass
 class PretrainArgs:
-    survey: str
-    output: Path
-    data: Path | None = None
-    #: model configuration name; None: DEFAULT_MODEL, or the model of the `init` checkpoint
-    model: str | None = None
-    max_steps: int = 1000
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.05
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    validation_fraction: float = 0.2
-    eval_every: int = 0  # 0: five evaluations per run (`checkpoint.Cadence`)
-    checkpoint_every: int = 0  # 0: at every evaluation; also on Ctrl-C/SIGTERM
-    #: validation light curves scored per evaluation, the same ones each time (None: a
-    #: bound that keeps evaluation under 10% of training, `Cadence.validation_limit`; 0: all)
-    eval_light_curves: int | None = None
-    resume: bool = False
-    #: give the model each object's encoded metadata (models with a metadata token)
-    metadata: bool = False
+    survey: str = option(help="Survey of the data (its bands and sample; see `lcfm surveys`).")
+    output: Path = option(help="Folder for the pretrained checkpoint.")
+    data: Path | None = option(None, "Dataset folder (default: the survey's bundled sample).")
+    model: str | None = option(None, f"Model configuration (default: {DEFAULT_MODEL}, or the "
+                                     "model of --init).")
+    recipe: str | None = option(None, "Training recipe (see `lcfm recipes`); default: the "
+                                      "model configuration's own paper recipe.")
+    max_steps: int | None = option(None, "Optimiser steps" + _RECIPE + ".")
+    batch_size: int | None = option(None, "Light curves per micro-batch" + _RECIPE + ".")
+    learning_rate: float | None = option(None, "Learning rate" + _RECIPE + ".")
+    weight_decay: float | None = option(None, "Weight decay" + _RECIPE + ".")
+    optimizer: str | None = option(None, "Optimiser" + _RECIPE + ".", choices=OPTIMIZERS)
+    schedule: str | None = option(None, "Learning-rate schedule after the warm-up" + _RECIPE
+                                  + ".", choices=SCHEDULES)
+    warmup_steps: int | None = option(None, "Linear warm-up steps (at least 50, at most half "
+                                            "the run)" + _RECIPE + ".")
+    max_grad_norm: float | None = option(None, "Gradient clipping norm, 0 for none" + _RECIPE
+                                         + ".")
+    patience: int | None = option(None, "Early stopping: steps without a lower validation "
+                                        "loss" + _RECIPE + ".")
+    min_steps: int | None = option(None, "No early stop before this step" + _RECIPE + ".")
+    seed: int = option(0, "Random seed.")
+    validation_fraction: float = option(0.2, "Fraction of light curves held out for "
+                                             "validation.")
+    eval_every: int | None = option(None, "Evaluate every N steps (default: the recipe's, "
+                                          "else five evaluations a run).")
+    checkpoint_every: int = option(0, "Checkpoint every N steps (0: at every evaluation); "
+                                      "Ctrl-C or SIGTERM checkpoints before stopping.")
+    eval_light_curves: int | None = option(None, "Validation light curves per evaluation, the "
+                                                 "same each time (default: a bound keeping "
+                                                 "evaluation under 10% of training; 0: all).")
+    resume: bool = option(False, "Continue from OUTPUT/checkpoint.")
+    metadata: bool = option(False, "Give the model each object's encoded metadata (models "
+                                   "with a metadata token).")
+    workers: int | None = option(None, "DataLoader processes that read and collate batches "
+                                       "(default: none on 1-2 cores, else min(4, cores-1)).")
+    length_buckets: bool = option(True, "Length-aware batching (less padding).")
+    init: Path | None = option(None, "Start from this pretrained checkpoint's weights (new "
+                                     "optimiser and schedule).")
+    grad_accum: int = option(1, "Micro-batches per optimiser step (gradient accumulation).")
+    mixed_precision: str | None = option(None, "bf16, fp16 or no (default: bf16 on a CUDA GPU "
+                                               "that supports it, else no).",
+                                         choices=PRECISIONS)
+    report_to: str = option("none", "Experiment tracker.", choices=REPORT_TO)
+    config_overrides: dict = option(default_factory=dict, help="Model configuration values "
+                                    "to change (key=value).")
     #: stop (with a checkpoint) after this global step, keeping the schedule of max_steps:
     #: trains a long run in chunks, and is how tests interrupt a run
-    stop_after: int = 0
-    progress: bool = True
-    config_overrides: dict = field(default_factory=dict)
-    #: DataLoader worker processes collating batches (None: `default_workers()`)
-    workers: int | None = None
-    #: length-aware batching (sort by length within chunks of batches); batches stay a
-    #: function of (seed, step)
-    length_buckets: bool = True
-    #: start from this pretrained checkpoint's weights (new optimiser and schedule)
-    init: Path | None = None
+    stop_after: int = option(0, "Stop with a checkpoint after this step (tests).", cli=False)
+    progress: bool = option(True, "Show a progress bar.", cli=False)
+
+
+#: PretrainArgs field -> recipe field it overrides
+RECIPE_OPTIONS = {
+    "max_steps": "max_steps", "batch_size": "batch_size", "learning_rate": "learning_rate",
+    "weight_decay": "weight_decay", "optimizer": "optimizer", "schedule": "schedule",
+    "warmup_steps": "warmup_steps", "max_grad_norm": "max_grad_norm",
+    "eval_every": "eval_every", "patience": "patience_steps", "min_steps": "min_steps",
+}
 
 
 def _resolve_init(args: PretrainArgs):
@@ -202,9 +244,8 @@ def evaluate_loss(model, loader, accelerator) -> tuple[float, int]:
 
 
 def pretrain(args: PretrainArgs) -> dict:
-    """Run pretraining; returns the metrics written to `output/metrics.json`."""
-    if args.max_steps < 1:
-        raise ConfigError(f"max_steps must be >= 1, got {args.max_steps}")
+    """Run pretraining; returns the metrics written to `output/metrics.json` (its "recipe"
+    and "stopped" entries say what was trained and when and why it stopped)."""
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output}: an existing file, not a folder for the "
@@ -218,8 +259,12 @@ def pretrain(args: PretrainArgs) -> dict:
     if plugin.pretraining_class is None:
         raise ConfigError(f"model {args.model!r} has no self-supervised objective; "
                           "use `lcfm finetune` for it")
+    recipe, overrides = run_recipe("pretrain", args.recipe, plugin, config_name,
+                                   {f: getattr(args, a) for a, f in RECIPE_OPTIONS.items()})
     set_seed(args.seed)
-    accelerator = Accelerator()
+    precision = resolve_precision(args.mixed_precision, recipe)
+    accelerator = make_accelerator(output, mixed_precision=precision[0],
+                                   grad_accum=args.grad_accum, report_to=args.report_to)
     with accelerator.main_process_first():  # rank 0 ingests a bundled sample, once
         data_dir, data_source = _prepare_data(args, survey)
     index = ShardIndex(data_dir)
@@ -229,9 +274,22 @@ def pretrain(args: PretrainArgs) -> dict:
     train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     if train_rows.size == 0:
         raise DataError(f"{data_source}: no light curves to train on")
+    per_epoch = steps_per_epoch(train_rows.size, recipe.batch_size, args.grad_accum)
+    max_steps, patience = recipe.steps(per_epoch)
+    if max_steps < 1:
+        raise ConfigError(f"max_steps must be >= 1, got {max_steps}")
+    # the resolved values, read below and recorded with the run
+    args = replace(args, max_steps=max_steps, batch_size=int(recipe.batch_size),
+                   learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay,
+                   max_grad_norm=recipe.max_grad_norm, warmup_steps=recipe.warmup(max_steps),
+                   eval_every=int(recipe.eval_every or 0), patience=patience,
+                   min_steps=recipe.min_steps)
 
     config = (plugin.make_config(config_name, **args.config_overrides)
               if init_config is None else init_config)
+    for key, value in recipe.dropout.items():  # the recipe's rates, unless given
+        if key not in args.config_overrides:
+            setattr(config, key, value)
     if init_config is not None and getattr(config, "metadata_dim", 0) and not args.metadata:
         raise ConfigError(f"--init {args.init}: the checkpoint reads per-object metadata "
                           f"(metadata_dim={config.metadata_dim}); pretrain with --metadata")
@@ -277,17 +335,24 @@ def pretrain(args: PretrainArgs) -> dict:
             val_plan, accelerator.process_index, accelerator.num_processes),
             workers, persistent=True)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate,
-                                  weight_decay=args.weight_decay)
-    warmup = int(args.warmup_fraction * args.max_steps)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, args.max_steps)
+    optimizer = build_optimizer(recipe, model.parameters(), learning_rate=recipe.learning_rate)
+    scheduler = build_scheduler(recipe, optimizer, max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    selection = Selection("loss", patience, recipe.min_steps, max_steps)
+    record = recipe.record(overrides)
+    record["run"] = schedule_record(recipe, max_steps, patience, per_epoch, args.grad_accum,
+                                    precision)
+    record["run"]["eval_every"] = cadence.eval_every
 
     # the data fingerprint, computed without the sequences in memory
-    run = run_record(args, RUN_FIELDS, model_type=config.model_type, data=index.fingerprint())
-    state = {"step": 0, "history": [], "validation": [], "run": run}
+    run = run_record(args, RUN_FIELDS, model_type=config.model_type, data=index.fingerprint(),
+                     recipe=recipe)
+    state = {"step": 0, "history": [], "validation": [], "best_value": None, "best_step": 0,
+             "run": run}
     if args.resume:
         state = load_checkpoint(accelerator, output, run)
+    start_tracking(accelerator, args.report_to, "lcfm-pretrain",
+                   {**recipe.values(), **record["run"]})
 
     started = time.perf_counter()
     bar = tqdm(total=args.max_steps, initial=state["step"], desc=f"pretrain {args.model}",
@@ -295,23 +360,39 @@ def pretrain(args: PretrainArgs) -> dict:
                disable=None if args.progress and accelerator.is_main_process else True)
     model.train()
     stop = min(args.stop_after or args.max_steps, args.max_steps)
-    loader = step_loader(train_set, range(state["step"], stop), workers)
+    grad_accum = int(args.grad_accum)
+    loader = iter(step_loader(train_set, range(state["step"] * grad_accum, stop * grad_accum),
+                              workers))
     seen = torch.zeros(2, dtype=torch.int64, device=accelerator.device)  # train, validation
-    saved, stopped = state["step"], False
+    saved, stopped, early = state["step"], False, False
     with StopRequest(accelerator) as request:  # Ctrl-C / SIGTERM: checkpoint, then stop
-        for step, batch in zip(range(state["step"], stop), loader, strict=True):
-            seen[0] += next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
-            loss = model(**to_device(batch, accelerator.device)).loss
-            optimiser_step(accelerator, model, loss, optimizer, scheduler, args.max_grad_norm)
+        for step in range(state["step"], stop):
+            micro = []
+            for _ in range(grad_accum):
+                batch = next(loader)
+                seen[0] += next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+                with accelerator.accumulate(model):
+                    loss = model(**to_device(batch, accelerator.device)).loss
+                    optimiser_step(accelerator, model, loss, optimizer, scheduler,
+                                   recipe.max_grad_norm)
+                micro.append(float(loss.detach()))
             state["step"] = step + 1
-            state["history"].append({"step": step + 1, "loss": float(loss.detach()),
+            value = float(np.mean(micro))
+            state["history"].append({"step": step + 1, "loss": value,
                                      "lr": scheduler.get_last_lr()[0]})
+            accelerator.log({"train/loss": value, "train/lr": scheduler.get_last_lr()[0]},
+                            step=step + 1)
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", epoch=plan.epoch_of(step))
+            bar.set_postfix(loss=f"{value:.4f}", epoch=plan.epoch_of(step * grad_accum))
             if val_loader is not None and cadence.evaluates(state["step"]):
                 val_loss, seen[1] = evaluate_loss(model, val_loader, accelerator)
                 state["validation"].append({"step": state["step"], "loss": val_loss})
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", val=f"{val_loss:.4f}")
+                accelerator.log({"validation/loss": val_loss}, step=state["step"])
+                bar.set_postfix(loss=f"{value:.4f}", val=f"{val_loss:.4f}")
+                selection.update(state, state["step"], val_loss)
+                if selection.should_stop(state, state["step"]):
+                    early = True
+                    break
             if cadence.checkpoints(state["step"]):
                 save_checkpoint(accelerator, output, state)
                 saved = state["step"]
@@ -320,12 +401,15 @@ def pretrain(args: PretrainArgs) -> dict:
                 break
     bar.close()
     elapsed = time.perf_counter() - started
-    if state["step"] < args.max_steps:  # interrupted: keep only the checkpoint
+    if state["step"] < args.max_steps and not early:  # interrupted: keep the checkpoint
         if saved != state["step"]:
             save_checkpoint(accelerator, output, state)
         if stopped:
             raise KeyboardInterrupt
         return {"steps": state["step"], "interrupted": True}
+    accelerator.end_training()
+    # pretraining saves the weights it ends with (the validation loss only stops the run)
+    state["stopped"] = selection.stopped(state, state["step"], early, kept=state["step"])
 
     accelerator.wait_for_everyone()
     # light curves each rank trained on in this session and validated in the last evaluation
@@ -347,6 +431,8 @@ def pretrain(args: PretrainArgs) -> dict:
         "first_loss": state["history"][0]["loss"] if state["history"] else None,
         "final_loss": state["history"][-1]["loss"] if state["history"] else None,
         "validation": state["validation"],
+        "stopped": state["stopped"],
+        "recipe": record,
         "seconds": round(elapsed, 2),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
     }
