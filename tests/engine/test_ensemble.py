@@ -8,11 +8,12 @@ import pytest
 import torch
 from lcfm.engine.ensemble import (
     ENSEMBLE_FILE,
+    EnsembleArgs,
     EnsembleClassifier,
     member_train_ids,
+    run_ensemble,
     train_ensemble,
 )
-from lcfm.engine.finetune import FinetuneArgs
 from lcfm.engine.loading import check_model_folder, resolve
 from lcfm.engine.predict import class_probabilities
 from lcfm.engine.save import load_classifier
@@ -105,15 +106,19 @@ def test_member_sampling_keeps_every_class():
     assert all(sum(o in h for h in halves) == 2 for o in train["object_id"])
     with pytest.raises(ConfigError, match="halves"):
         member_train_ids(train, 4, "halves")
+    with pytest.raises(ConfigError, match="--members 5"):  # refused before any training
+        train_ensemble(EnsembleArgs(data="unused", model="atcat", output="unused"), 5,
+                       sampling="halves")
     seeds = member_train_ids(train, 1, "seeds")
     assert sorted(seeds) == sorted(train["object_id"].to_list())  # all objects, once
 
 
 def test_train_ensemble_end_to_end(labeled_dir, tmp_path):
-    args = FinetuneArgs(data=labeled_dir, model="atcat", output=tmp_path / "ens",
-                        max_steps=4, batch_size=8, progress=False, patience=100, workers=0,
-                        config_overrides=dict(get_model("atcat").tiny))
-    summary = train_ensemble(args, members=2, bootstrap=True)
+    args = EnsembleArgs(data=labeled_dir, model="atcat", output=tmp_path / "ens",
+                        max_steps=4, batch_size=8, progress=False, workers=0,
+                        config_overrides=dict(get_model("atcat").tiny), members=2,
+                        sampling="bootstrap")
+    summary = run_ensemble(args)
     out = tmp_path / "ens"
     manifest = json.loads((out / ENSEMBLE_FILE).read_text())
     assert manifest["members"] == ["member-0", "member-1"]

@@ -39,7 +39,9 @@ import polars as pl
 import torch
 from transformers.utils import ModelOutput
 
+from lcfm.engine.finetune import FinetuneArgs
 from lcfm.exceptions import ConfigError, DataError, ModelFolderError
+from lcfm.options import option
 
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT = "lcfm-ensemble"
@@ -267,6 +269,28 @@ def train_ensemble(args, members: int, bootstrap: bool = True, *, subfolds: int 
     return summary
 
 
+@dataclasses.dataclass
+class EnsembleArgs(FinetuneArgs):
+    """The options of `lcfm finetune` plus the ensemble's, for the generated CLI."""
+
+    members: int = option(4, "Classifiers in the ensemble (ATCAT sect. 2.7 iv: 4; sect. 3.2: "
+                             "10 with 5 subfolds).")
+    sampling: str = option("bootstrap", "Training objects of each member: bootstrap (drawn "
+                                        "with replacement), subfolds (one left out), halves "
+                                        "(3 of 6 partitions, at most 4 members) or seeds "
+                                        "(all objects).", choices=SAMPLINGS)
+    subfolds: int = option(5, "Subfolds of the 'subfolds' sampling (ATCAT sect. 3.2: 5).")
+
+
+def run_ensemble(args) -> dict:
+    """`train_ensemble` from an `EnsembleArgs`."""
+    names = {f.name for f in dataclasses.fields(FinetuneArgs)}
+    finetune_args = FinetuneArgs(**{k: v for k, v in dataclasses.asdict(args).items()
+                                    if k in names})
+    return train_ensemble(finetune_args, args.members, sampling=args.sampling,
+                          subfolds=args.subfolds if args.sampling == "subfolds" else 0)
+
+
 def _ensemble_test(output: Path, index, parts) -> dict | None:
     """Accuracy, macro F1, class-balanced F1 and ECE of the ensemble on the test objects."""
     from lcfm.engine.inference import inference_collator
@@ -293,4 +317,4 @@ def _ensemble_test(output: Path, index, parts) -> dict | None:
 
 __all__ = ["ENSEMBLE_FILE", "HALVES", "SAMPLINGS", "EnsembleClassifier", "EnsembleOutput",
            "base_parts", "is_ensemble", "load_ensemble", "member_train_ids", "read_manifest",
-           "train_ensemble"]
+           "run_ensemble", "train_ensemble", "EnsembleArgs"]
