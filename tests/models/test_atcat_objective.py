@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from lcfm.exceptions import ConfigError
 from lcfm_models.atcat import AtcatForSequenceClassification, AtcatPlugin
 from lcfm_models.atcat.losses_atcat import atcat_objective
 from test_atcat import LSST, collate, rows, tiny
@@ -245,3 +246,15 @@ def test_unsure_teacher_target_from_a_saved_ensemble_member(tmp_path):
           for b, p in enumerate(p_true)]
     expected = np.mean(kl) + hand_soft_f1(q, y, 2)
     assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_objective_defaults_are_the_papers():
+    config = PLUGIN.make_config("atcat")
+    assert config.unsure_output and not config.early_classification  # sect. 2.2.5, 2.6
+    assert (config.log_loss_weight, config.soft_f1_weight) == (1.0, 1.0)  # Table 7 default
+    assert config.early_last_point_ratio == pytest.approx(1 / 3)  # sect. 2.6
+    assert config.label_smoothing == 0.0 and config.unsure_teacher is None  # sect. 2.7 variants
+    with pytest.raises(ConfigError, match="unsure_teacher"):
+        tiny(unsure_teacher="x", unsure_calibration=True)
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        tiny(label_smoothing=1.0)

@@ -231,7 +231,9 @@ class AtcatForSequenceClassification(AtcatPreTrainedModel):
     training mode with `config.early_classification`) also from every point, for early
     classification (sect. 2.6). `labels` (batch,) class indices, -100 to ignore: the loss is
     ATCAT's objective, `losses_atcat.atcat_objective` (log-loss + soft F1, the early and
-    "unsure" variants, label smoothing, metadata L1; see `AtcatConfig`)."""
+    "unsure" variants, label smoothing, metadata L1; see `AtcatConfig`). The sect. 2.7 (iv)
+    ensemble target (`unsure_teacher`) needs the teacher's outputs on the batch: it enters
+    through `AtcatPlugin.finetune_loss`, not this loss."""
 
     def __init__(self, config: AtcatConfig):
         super().__init__(config)
