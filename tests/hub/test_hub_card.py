@@ -101,7 +101,10 @@ def test_lora_folder_uploads_merged_model_adapter_and_base(lora_dir, tmp_path):
         "adapter/adapter_config.json": lora_dir / "adapter_config.json",
         "adapter/adapter_model.safetensors": lora_dir / "adapter_model.safetensors",
         "base/config.json": lora_dir / "base" / "config.json",
-        "base/model.safetensors": lora_dir / "base" / "model.safetensors"}
+        "base/model.safetensors": lora_dir / "base" / "model.safetensors",
+        # the processor travels with the weights: the merged model's and the base's
+        "preprocessor_config.json": lora_dir / "merged" / "preprocessor_config.json",
+        "base/preprocessor_config.json": lora_dir / "base" / "preprocessor_config.json"}
     card = model_card(folder, "org/lora")
     assert "| trained weights | LoRA adapters (rank 2) and the head |" in card
     assert 'subfolder="base"' in card

@@ -87,6 +87,21 @@ def test_pushed_card_validates_and_holds_base_model_and_model_index(
         validate(ModelCard(local), hub)
 
 
+def test_processor_and_metadata_encoder_travel_with_the_weights(hub, classifier_dir,
+                                                                 tmp_path):
+    from lcfm.processing import save_processor
+    from transformers import AutoModelForSequenceClassification
+
+    model = finetuned(classifier_dir, tmp_path / "ft")
+    save_processor(AutoModelForSequenceClassification.from_pretrained(model), model)
+    (model / "metadata_encoder.json").write_text('{"survey": "macho", "encoder": {}}\n')
+    result = push(model, "org/processor", token=TOKEN, endpoint=hub.endpoint)
+    files = hub.files("org/processor")
+    for name in ("preprocessor_config.json", "metadata_encoder.json"):
+        assert name in result["files"] and files[name] == (model / name).read_bytes()
+    assert "loss_history.json" not in files and "metrics.json" not in files
+
+
 def test_base_model_of_local_folders_with_a_known_repo_id(classifier_dir, pretrained_dir,
                                                           tmp_path):
     snapshot = tmp_path / "hub" / "models--org--encoder" / "snapshots" / "0a1b2c"

@@ -160,7 +160,8 @@ def test_lora_run_loads_merged_at_the_top_and_as_adapters(hub, pushed, lora_dir)
     files = hub.files("org/lora")
     assert sorted(files) == [".gitattributes", "README.md", "adapter/adapter_config.json",
                              "adapter/adapter_model.safetensors", "base/config.json",
-                             "base/model.safetensors", "config.json", "model.safetensors"]
+                             "base/model.safetensors", "base/preprocessor_config.json",
+                             "config.json", "model.safetensors", "preprocessor_config.json"]
     assert files["model.safetensors"] == (lora_dir / "merged" / "model.safetensors").read_bytes()
     assert b"PeftModel.from_pretrained" in files["README.md"]  # lcfm's card, not peft's
     loaded = pushed["loaded"]
@@ -177,6 +178,7 @@ def test_lora_without_merged_folder_is_merged_at_push_time(hub, pushed, lora_dir
     shutil.copytree(lora_dir, unmerged, ignore=shutil.ignore_patterns("merged"))
     result = push(unmerged, "org/unmerged", token=TOKEN, endpoint=hub.endpoint)
     assert "config.json" in result["files"] and "model.safetensors" in result["files"]
+    assert "preprocessor_config.json" in result["files"]  # the merged model's processor
     weights = tmp_path / "pushed.safetensors"
     weights.write_bytes(hub.files("org/unmerged")["model.safetensors"])
     expected = load_file(lora_dir / "merged" / "model.safetensors")

@@ -38,8 +38,11 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 #: remote files a push replaces: stale weights of an earlier push (e.g. a LoRA adapter left
 #: over when a full model is pushed to the same repo) would change what from_pretrained loads
+#: what travels with the weights: the processor (`lcfm.processing`) and the fitted metadata
+#: encoder (`lcfm.engine.metadata`), so that pipelines and `lcfm.load` work from the Hub
+SIDE_FILES = ("preprocessor_config.json", "metadata_encoder.json")
 MANAGED_PATTERNS = ["*.safetensors", "*.safetensors.index.json", "*.bin", "config.json",
-                    ADAPTER_CONFIG, "adapter/*", "base/*", "merged/*"]
+                    ADAPTER_CONFIG, "adapter/*", "base/*", "merged/*", *SIDE_FILES]
 
 
 class HubError(LcfmError):
@@ -79,6 +82,17 @@ def _weight_files(folder: Path) -> list[str]:
         raise DataError(f"{folder}: weights are pickled .bin files; lcfm publishes safetensors "
                         "only (re-save with save_pretrained)")
     raise DataError(f"{folder}: no model.safetensors (not a saved model folder)")
+
+
+def _side_files(places: dict[str, tuple[Path, ...]]) -> dict[str, Path]:
+    """SIDE_FILES under each repository prefix, from the first folder that holds them."""
+    found = {}
+    for prefix, folders in places.items():
+        for name in SIDE_FILES:
+            source = next((f / name for f in folders if (f / name).is_file()), None)
+            if source is not None:
+                found[prefix + name] = source
+    return found
 
 
 def _read_json(path: Path) -> dict:
@@ -139,6 +153,7 @@ def inspect_model(path: Path) -> ModelFolder:
         files |= {f"adapter/{name}": path / name for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS)}
         files |= {f"base/{name}": path / "base" / name
                   for name in ["config.json", *_weight_files(path / "base")]}
+        files |= _side_files({"": (merged, path), "base/": (path / "base", path)})
     else:
         if not (path / "config.json").exists():
             folds = sorted(p.name for p in path.glob("fold-*") if (p / "config.json").exists()
@@ -149,6 +164,7 @@ def inspect_model(path: Path) -> ModelFolder:
             raise DataError(f"{path}: not a model folder (no config.json or {ADAPTER_CONFIG})")
         plugin, config = _load_config(path)
         files = {name: path / name for name in ["config.json", *_weight_files(path)]}
+        files |= _side_files({"": (path,)})
     metrics = _read_json(path / "metrics.json") if (path / "metrics.json").exists() else None
     architecture = (getattr(config, "architectures", None) or [""])[0]
     classes = {c.__name__: c for c in (plugin.classification_class, plugin.pretraining_class,
@@ -220,9 +236,13 @@ def _stage(folder: ModelFolder, card: str, into: Path) -> None:
     _link({rel: source for rel, source in folder.files.items() if source is not None}, into)
     if any(source is None for source in folder.files.values()):
         from lcfm.engine.save import load_classifier
+        from lcfm.processing import save_processor
 
         _, adapted = load_classifier(folder.path)
-        adapted.merge_and_unload().save_pretrained(into)
+        merged = adapted.merge_and_unload()
+        merged.save_pretrained(into)
+        if "preprocessor_config.json" not in folder.files:  # the merged model's processor
+            save_processor(merged, into)
     (into / "README.md").write_text(card, encoding="utf-8")
 
 
