@@ -1,7 +1,10 @@
 """Registry-driven contract of every model collator (issue 10, fast collation): row dicts and
 `FlatRows` give identical tensors, padding goes to the longest window of the batch, a given
 generator gives the same batch, rows of very different lengths collate, and the work is
-vectorised (the Python calls made do not grow with the number of points)."""
+vectorised (the Python calls made do not grow with the number of points).
+
+A single-band model reads one sequence per (light curve, band) (issue 12, lcfm.bands): its
+tensors have one row per sequence and `band_group` names the light curve of each."""
 
 from __future__ import annotations
 
@@ -59,6 +62,17 @@ def run(collate, rows, step=0):
     return collate(rows)
 
 
+def sequences(batch: dict, n_rows: int) -> int:
+    """Rows of the batch's (sequences, width) tensors: one per light curve, or one per
+    (light curve, band) with `band_group` covering every light curve."""
+    if "band_group" not in batch:
+        return n_rows
+    group = batch["band_group"]
+    assert group.dtype == torch.int64 and torch.equal(group.unique(), torch.arange(n_rows))
+    assert (group.diff() >= 0).all()  # light curves in batch order
+    return group.numel()
+
+
 def assert_same(a: dict, b: dict):
     assert a.keys() == b.keys()
     for key in a:
@@ -79,8 +93,10 @@ def test_row_dicts_and_flat_rows_give_identical_tensors(name, task, train):
     # same generator, same batch; the tensors are what the model takes
     assert_same(run(collate, rows), expected)
     mask = expected["attention_mask"]
-    assert mask.dtype == torch.int64 and mask.shape[0] == len(rows)
+    assert mask.dtype == torch.int64 and mask.shape[0] == sequences(expected, len(rows))
     assert mask.sum(1).min() >= 1
+    if "labels" in expected:
+        assert expected["labels"].shape == (len(rows),)
 
 
 @pytest.mark.parametrize(("name", "task", "train"), list(cases()))
@@ -91,7 +107,8 @@ def test_padding_goes_to_the_longest_window_of_the_batch(name, task, train):
     mask = short["attention_mask"]
     assert mask.shape[1] == int(mask.sum(1).max()) < window  # not padded to the window
     assert (mask.diff(dim=1) <= 0).all()  # padding only at the end of a row
-    mixed = run(collate, make_rows([1, window // 2, 3 * window]))["attention_mask"]
+    # the longest row fills a window even when each of its bands is read on its own
+    mixed = run(collate, make_rows([1, window // 2, 3 * window * len(BANDS)]))["attention_mask"]
     assert mixed.shape[1] == int(mixed.sum(1).max())
     assert mixed.sum(1).tolist()[0] == 1 and mixed.sum(1).max() >= window
     for key, tensor in short.items():
@@ -102,7 +119,7 @@ def test_padding_goes_to_the_longest_window_of_the_batch(name, task, train):
 @pytest.mark.parametrize(("name", "task", "train"), list(cases()))
 def test_a_seed_gives_the_same_batch_and_training_draws_new_ones(name, task, train):
     plugin, config, collate = build(name, task, train, seed=4)
-    rows = make_rows([3 * plugin.inference_window(config), 40, 17], seed=3)
+    rows = make_rows([3 * plugin.inference_window(config) * len(BANDS), 40, 17], seed=3)
     first = run(collate, rows, step=5)
     _, _, fresh = build(name, task, train, seed=4)
     assert_same(run(fresh, rows, step=5), first)  # a new collator, same (seed, step)

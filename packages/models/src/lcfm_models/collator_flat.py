@@ -148,15 +148,18 @@ def scatter(row: np.ndarray, position: np.ndarray, values, shape: tuple[int, int
     return out
 
 
+def object_keys(flat: FlatRows) -> np.ndarray:
+    """(rows,) uint64 hash of each row's object_id."""
+    return np.array([zlib.crc32(str(o).encode()) for o in flat.object_id], dtype=np.uint64)
+
+
 def object_uniforms(flat: FlatRows, windows: Windows, seed: int, stream: int,
-                    salt: np.ndarray | None = None) -> np.ndarray:
+                    keys: np.ndarray | None = None) -> np.ndarray:
     """Uniforms in [0, 1) per kept point that depend only on (seed, object_id, position in
     the window, stream): the same object gets the same numbers in any batch, vectorised by
-    hashing (splitmix64) instead of one generator per row. `salt` (rows,) uint64 tells the
-    per-band rows of one object apart (`lcfm.bands.band_salts`)."""
-    keys = np.array([zlib.crc32(str(o).encode()) for o in flat.object_id], dtype=np.uint64)
-    if salt is not None:
-        keys = keys ^ (np.asarray(salt, dtype=np.uint64) << np.uint64(32))
+    hashing (splitmix64) instead of one generator per row. `keys` (rows,) uint64 replaces
+    the object_id hashes (`BandLayout.keys`: per-band rows of one object told apart)."""
+    keys = object_keys(flat) if keys is None else np.asarray(keys, dtype=np.uint64)
     mix = np.uint64((seed * 0x9E3779B1 + stream * 0x85EBCA77 + 1) & 0xFFFFFFFF) << np.uint64(32)
     z = (keys ^ mix)[windows.row] + windows.position.astype(np.uint64) * np.uint64(
         0x9E3779B97F4A7C15)
@@ -199,17 +202,18 @@ class BandLayout:
     """What a collator feeds its model (`lcfm.bands`, step 3): `flat` is the batch itself for
     band_combine="joint" and one row per (light curve, band) otherwise; `entries` holds the
     numpy arrays the model combines them with (`band_group`, and `band_slot` for
-    "concat"); `salt` tells per-band rows apart in deterministic draws; `objects` is the
-    original batch (labels and extra features are per light curve)."""
+    "concat"); `objects` is the original batch (labels and extra features are per light
+    curve)."""
 
     def __init__(self, flat: FlatRows, config, who: str):
-        self.objects, self.entries, self.salt = flat, {}, None
+        self.objects, self.entries = flat, {}
+        self._parent = self._salt = None
         mode = getattr(config, "band_combine", "joint")
         if mode == "joint":
             self.flat = flat
             return
         self.flat, parent, code = split_bands(flat)
-        self.salt = band_salts(flat, parent, code)
+        self._parent, self._salt = parent, band_salts(flat, parent, code)
         self.entries["band_group"] = parent
         if mode == "concat":
             names = list(config.band_names)
@@ -218,6 +222,15 @@ class BandLayout:
                                   f"(set when it is built from data, or --config "
                                   f"band_names=[...])")
             self.entries["band_slot"] = band_slots(flat, code, names, who)
+
+    def keys(self) -> np.ndarray:
+        """(rows of `flat`,) uint64 keys of `object_uniforms`: the object's hash, and for a
+        band of a multi-band object that hash with the band name's (`lcfm.bands.band_salts`)
+        so each band draws its own numbers; hashed once per light curve, not per band."""
+        keys = object_keys(self.objects)
+        if self._parent is None:
+            return keys
+        return keys[self._parent] ^ (self._salt << np.uint64(32))
 
 
 def extra_features(flat: FlatRows, config, who: str) -> np.ndarray | None:
@@ -245,6 +258,6 @@ def first_bad_row(bad: np.ndarray, row: np.ndarray) -> int | None:
 
 
 __all__ = ["BandLayout", "Windows", "as_flat", "describe", "extra_features", "first_bad_row",
-           "is_kind", "label_ids", "object_uniforms", "require_points", "row_values", "scatter",
-           "window_starts"]
+           "is_kind", "label_ids", "object_keys", "object_uniforms", "require_points",
+           "row_values", "scatter", "window_starts"]
 

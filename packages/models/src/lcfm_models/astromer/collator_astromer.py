@@ -110,7 +110,8 @@ class AstromerCollator(SeededCollator):
                "errors": torch.from_numpy(windows.pad(errors, np.float32)),
                "attention_mask": torch.from_numpy(windows.valid())}
         if self.task == "pretrain":
-            probed, masked, shown = self._probe(flat, windows, values, rng, layout.salt)
+            probed, masked, shown = self._probe(flat, windows, values, rng,
+                                                None if rng is not None else layout.keys())
             out.update(input_values=torch.from_numpy(windows.pad(shown, np.float32)),
                        target_values=torch.from_numpy(windows.pad(values, np.float32)),
                        probe_mask=torch.from_numpy(windows.pad(probed, bool)),
@@ -126,7 +127,7 @@ class AstromerCollator(SeededCollator):
         return out
 
     def _probe(self, flat: FlatRows, windows: Windows, values: np.ndarray,
-               rng: np.random.Generator | None, salt: np.ndarray | None = None):
+               rng: np.random.Generator | None, keys: np.ndarray | None = None):
         """BERT-style probing of every window at once -> (probed, masked, shown values),
         flat in kept order. Each row's points are ranked by random keys (a random
         permutation of the row): the first `probed` ranks are probed, of which the first
@@ -139,8 +140,9 @@ class AstromerCollator(SeededCollator):
         if rng is not None:
             keys, picks = rng.random(values.size), rng.random(values.size)
         else:
-            keys = object_uniforms(flat, windows, self.seed, 0, salt)
-            picks = object_uniforms(flat, windows, self.seed, 1, salt)
+            hashed = keys
+            keys = object_uniforms(flat, windows, self.seed, 0, hashed)
+            picks = object_uniforms(flat, windows, self.seed, 1, hashed)
         rank, row = windows.ranks(keys), windows.row
         probed = rank < n_probed[row]
         masked = probed & (rank >= (n_random + n_kept)[row])
