@@ -198,7 +198,7 @@ def test_load_dataset_when_a_meta_field_is_null_in_some_shards(tmp_path):
     assert sorted(r for r in rows["label"] if r) == ["RRc"] * 4
 
 
-def test_dataset_card_counts_provenance_and_licence(ingested_dir, simulated_dir):
+def test_dataset_card_counts_provenance_and_licence(ingested_dir, simulated_dir, tmp_path):
     from lcfm.registry import get_survey
 
     summary = json.loads((simulated_dir / "simulation.json").read_text())
@@ -213,6 +213,11 @@ def test_dataset_card_counts_provenance_and_licence(ingested_dir, simulated_dir)
     assert "| RRc | 4 |" in card and "| unlabeled | 7 |" in card
     assert "| points | 8151 | 7257 | 894 |" in card
     assert front_matter(dataset_card(ingested_dir))["license"] == "unknown"
+    # the card ingest wrote keeps the licence it knew when a push rewrites the card
+    copy = tmp_path / "copy"
+    shutil.copytree(ingested_dir, copy)
+    write_dataset_card(copy, source=get_survey("macho").sample_path())
+    assert front_matter(dataset_card(copy, repo_id="org/m"))["license"] == "mit"
     assert front_matter(dataset_card(ingested_dir, license="cc-by-4.0"))["license"] == \
         "cc-by-4.0"
 

@@ -13,7 +13,8 @@ holds light curves made by `lcfm simulate` (the survey's simulator, its seed and
 and says so; one with only `report.json` holds light curves ingested from survey files. It
 lists the light curves per class, the bands, the canonical columns and units (DESIGN.md,
 "The canonical light curve"), what ingest rejected, and the licence of the source data when
-it is known (given, or read from the LICENSE of the survey's bundled sample).
+it is known (given, read from the LICENSE of the survey's bundled sample, or kept from the
+card ingest wrote when `lcfm push --dataset` rewrites it).
 """
 
 from __future__ import annotations
@@ -105,6 +106,17 @@ def bundled_sample_licence(survey: str, source) -> str | None:
     text = (sample / "LICENSE").read_text(errors="replace")
     found = {hub_id for name, hub_id in _LICENCES.items() if name in text}
     return found.pop() if len(found) == 1 else ("other" if found else None)
+
+
+def _recorded_licence(folder: Path) -> str | None:
+    """The licence in the lcfm dataset card already in `folder` (written at ingest, when
+    the source was known)."""
+    card = Path(folder) / CARD
+    if not card.is_file():
+        return None
+    meta, _ = _front_matter(card)
+    licence = meta.get("license") if "lcfm" in (meta.get("tags") or []) else None
+    return licence if isinstance(licence, str) and licence != "unknown" else None
 
 
 def describe_data(data) -> dict:
@@ -247,8 +259,9 @@ def dataset_card(folder: Path, report: dict | None = None, *, repo_id: str | Non
     report = report if report is not None else info["report"]
     survey = info["survey"] or (report or {}).get("survey")
     counts = _counts(folder)
-    if license is None:
-        license = (bundled_sample_licence(survey, source) if survey else None) or "unknown"
+    if license is None:  # the bundled sample's, else what the folder's own card recorded
+        license = (bundled_sample_licence(survey, source) if survey else None) \
+            or _recorded_licence(folder) or "unknown"
     simulated = info["kind"] == "simulated"
     title = repo_id or folder.name
     data = DatasetCardData(
