@@ -80,6 +80,7 @@ def test_pretrained_card(pretrained_dir):
     assert "| loss (first → last step) | 1.2345 → 0.5432 |" in card
     assert "| validation loss | 0.6111 |" in card
     assert "| data | bundled sample of macho |" in card
+    assert "lcfm's bundled sample of real macho observations" in card
     assert "AutoModelForPreTraining.from_pretrained(\"org/encoder\")" in card
 
 

@@ -163,6 +163,9 @@ def provenance(info: dict) -> str:
                     "observations.")
         return f"{name}: **simulated** light curves made by lcfm's survey simulator, not " \
                "survey observations."
+    if info["kind"] == "survey files" and info["name"].startswith("bundled sample of "):
+        return (f"lcfm's bundled sample of real {info.get('survey')} observations (survey "
+                "files shipped with the survey plugin), read by `lcfm ingest`.")
     if info["kind"] == "survey files":
         report = info.get("report") or {}
         counted = (f" ({report.get('light_curves_written')} light curves from "
