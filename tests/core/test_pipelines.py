@@ -102,3 +102,48 @@ def test_pipeline_refuses_what_the_model_cannot_read(models):
         classify(dict(light_curve(), band="V"))
     with pytest.raises(DataError, match="needs keys time and value"):
         classify({"t": [1.0, 2.0]})
+
+
+def test_hub_repository_id_for_load_and_pipeline(models, tmp_path):
+    """A model folder uploaded to a Hub (the loopback server of tests/hub) is used by its
+    repository id: `lcfm.load` downloads the whole repository, the pipeline and processor
+    come from `preprocessor_config.json` there."""
+    import os
+    from pathlib import Path
+
+    from huggingface_hub import HfApi
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hub"))
+    from local_hub import LocalHub
+
+    with pytest.MonkeyPatch.context() as mp, LocalHub(token="secret") as hub:
+        from huggingface_hub import constants
+
+        mp.setattr(constants, "HF_HUB_OFFLINE", False)
+        api = HfApi(endpoint=hub.endpoint, token="secret")
+        api.create_repo("org/clf")
+        api.upload_folder(repo_id="org/clf", folder_path=models / "clf")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
+        env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf"), HF_TOKEN="secret",
+                   HF_HUB_OFFLINE="0", HF_HUB_DISABLE_PROGRESS_BARS="1")
+        code = """
+            import json
+            import numpy as np
+            import lcfm
+            from transformers import pipeline
+            t = np.arange(90.0)
+            lc = {"time": t, "value": 15 + np.sin(t), "error": np.full(90, 0.05), "band": "R"}
+            model = lcfm.load("org/clf")
+            catalog = lcfm.predict(model, dict(lc, object_id="x"))
+            result = pipeline("light-curve-classification", model="org/clf")(lc)
+            print(json.dumps({"folder": str(model.lcfm_folder), "result": result,
+                              "p": {c[2:]: catalog[c][0] for c in catalog.columns
+                                    if c.startswith("p_")}}))
+        """
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["folder"].startswith(str(tmp_path / "hf"))  # downloaded, not the local folder
+    assert {r["label"]: pytest.approx(r["score"], rel=1e-5) for r in out["result"]} == out["p"]

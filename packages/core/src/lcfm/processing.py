@@ -125,9 +125,18 @@ class LcfmFeatureExtractor(FeatureExtractionMixin):
         """The survey's fitted metadata encoder saved beside a model with a metadata token
         (ATCAT sect. 2.2.2), or None."""
         if self._encoder is False:
-            from lcfm.engine.metadata import load_encoder
+            from lcfm.engine.metadata import ENCODER_FILE, load_encoder
 
             folder = Path(self._source) if self._source else None
+            if folder is not None and not folder.is_dir() and getattr(
+                    self.config, "metadata_dim", 0):  # a Hub repository of a metadata model
+                from huggingface_hub import hf_hub_download
+                from huggingface_hub.errors import EntryNotFoundError
+
+                try:
+                    folder = Path(hf_hub_download(self._source, ENCODER_FILE)).parent
+                except EntryNotFoundError:
+                    folder = None
             self._encoder = (load_encoder(folder) if folder is not None and folder.is_dir()
                              else None)
         return self._encoder
