@@ -82,6 +82,11 @@ def test_from_arrays_one_and_many_with_preprocessing():
     assert many["object_id"].to_list() == ["a", "b"]
     assert many["label"].to_list() == ["RRab", None]
     assert [b[0] for b in many["band"].to_list()] == ["R", "B"]
+    grid = lcfm.from_arrays(np.stack([t, t, t]), np.stack([mag] * 3), None, band="R",
+                            survey="macho", preprocess=False)  # one light curve per row
+    assert grid["object_id"].to_list() == ["0", "1", "2"]
+    assert grid["time"].list.len().to_list() == [80] * 3
+    assert grid["error"].explode().max() == 0  # no uncertainties given
     with pytest.raises(ConfigError, match="give band"):
         lcfm.from_arrays(t, mag, err, survey="macho")
     with pytest.raises(DataError, match="time has 80 entries, value 79"):
