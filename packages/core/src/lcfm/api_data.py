@@ -88,8 +88,9 @@ def from_arrays(time, value, error=None, band=None, *, survey: str, object_id=No
                 preprocess: bool = True, return_report: bool = False):
     """A canonical frame from arrays: one light curve (`time`, `value`, `error` arrays) or
     several (lists of arrays, or 2-D arrays with one light curve per row; with `object_id`,
-    `band`, `label`, `meta` lists or one value for all). `band`: one name or an array per observation; None for a single-band survey.
-    `error` None: zeros. `value_kind` defaults to the survey's ("mag" or "flux").
+    `band`, `label`, `meta` lists or one value for all). `band`: one name or an array per
+    observation; None for a single-band survey. `error` None: zeros. `value_kind` defaults
+    to the survey's ("mag" or "flux").
     `preprocess`: apply the survey's preprocessing chain (module docstring)."""
     plugin = get_survey(survey)
     if isinstance(time, np.ndarray) and time.ndim == 2:  # (light curves, observations)

@@ -12,8 +12,9 @@ Each light curve is classified or embedded over all its observations, in consecu
 windows of the model's input length combined by their number of observations
 (`lcfm.engine.predict`, as `lcfm predict` and `lcfm embed` do).
 
-A frame always gives a list, one result per row. Classification returns, per light curve, [{"label", "score"}, ...] sorted by score (all
-classes, or `top_k`); embedding returns the pooled embedding (a float32 numpy vector).
+A frame always gives a list, one result per row. Classification returns, per light curve,
+[{"label", "score"}, ...] sorted by score (all classes, or `top_k`); embedding returns the
+pooled embedding (a float32 numpy vector).
 """
 
 from __future__ import annotations
