@@ -4,15 +4,16 @@ A command's options are the fields of one dataclass declared with `lcfm.options.
 (`PretrainArgs`, `FinetuneArgs`, `FewShotArgs`, `BaselineArgs`, ...). `dataclass_command`
 turns such a dataclass into a typer command: the flag comes from the field name (or the
 field's `flag`), the type from its annotation (Path, int, float, str, bool as --x/--no-x,
-lists repeatable or comma-separated, dicts as repeatable key=value), the default and help
-text from the declaration, choices from `choices=` or a `Literal` annotation. Fields a
-training recipe fills (default None) say "(default: from the recipe)".
+lists repeatable, lists of numbers or of choices also comma-separated, dicts as repeatable
+key=value), the default and help text from the declaration, choices from `choices=` or a
+`Literal` annotation. Fields a training recipe fills (default None) say "(default: from the
+recipe)".
 
 Every generated command also takes `--config FILE.yaml|json` (keys: the field names, or
 their flags; unknown keys are a one-line error naming the file and the key; options given
 on the command line win over the file) and `--json` (the run's summary as JSON on stdout).
-A dict field whose flag is `config` (the model configuration overrides) shares `--config`:
-a `key=value` there is one override, as before.
+`--config KEY=VALUE` is one model configuration override: it feeds the dict field whose
+flag is `config`, else the field `config_overrides`.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ def _sequence(spec: OptionSpec, value, where: str):
         raise ConfigError(f"{where} {value!r}: expected a list")
     converted = []
     for v in value:
-        parts = [p for p in v.split(",") if p.strip()] if isinstance(v, str) else [v]
+        split = isinstance(v, str) and (spec.item in (int, float) or spec.choices)
+        parts = [p for p in v.split(",") if p.strip()] if split else [v]
         converted += [_convert_item(spec, p, where, shown=v) for p in parts]
     return tuple(converted) if spec.kind == "tuple" else converted
 
