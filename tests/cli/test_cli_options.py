@@ -27,10 +27,11 @@ ARGS = {
     "predict": "lcfm.engine.evaluate:PredictArgs",
     "embed": "lcfm.engine.evaluate:EmbedArgs",
     "baseline": "lcfm.baseline:BaselineArgs",
+    "simulate": "lcfm.simulate:SimulateArgs",
     "push": "lcfm.hub:PushArgs",
 }
 #: commands that must print their result as JSON with --json
-PRINTING = ("ingest", "simulate", "features", "bench", *ARGS)
+PRINTING = ("ingest", "features", "bench", *ARGS)
 
 
 def _class(spec: str):

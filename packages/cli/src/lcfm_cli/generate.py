@@ -162,8 +162,12 @@ def _parameter(spec: OptionSpec) -> inspect.Parameter:
         else spec.default
     if spec.kind == "path" and default is not None:
         default = Path(default)
-    metavar = {"list": "VALUE[,VALUE...]", "tuple": "VALUE,VALUE...", "dict": "KEY=VALUE",
+    metavar = {"list": "VALUE", "tuple": "VALUE,VALUE...", "dict": "KEY=VALUE",
                "json": "VALUE"}.get(spec.kind)
+    if spec.kind == "list" and (spec.item in (int, float) or spec.choices):
+        metavar = "VALUE[,VALUE...]"
+    if spec.kind in ("list", "dict") and help_text and "repeat" not in help_text.lower():
+        help_text += " (repeatable)"
     info = typer.Option(*decls, help=help_text, show_default=_shown_default(spec),
                         metavar=metavar)
     hint = base if default is not None or spec.kind == "bool" else base | None

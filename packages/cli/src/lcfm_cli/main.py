@@ -26,11 +26,12 @@ from lcfm_cli.features_command import features
 from lcfm_cli.generate import json_flag, reflow
 from lcfm_cli.info_commands import models, show_version, surveys
 from lcfm_cli.ingest_command import ingest
-from lcfm_cli.simulate_command import simulate
 
 #: command -> (one-line help for `lcfm --help`, "module:factory" returning the command
 #: function); built on first use
 GENERATED = {
+    "simulate": ("Labeled synthetic light curves in a survey's cadence and noise.",
+                 "lcfm_cli.simulate_command:simulate_command"),
     "pretrain": ("Self-supervised pretraining; writes a Hugging Face checkpoint.",
                  "lcfm_cli.training_commands:pretrain_command"),
     "finetune": ("Fine-tune a classifier: full, frozen encoder or LoRA; few-shot with "
@@ -133,7 +134,7 @@ def _short(text: str | None) -> str:
     return first.split(". ")[0].rstrip(".") + "."
 
 
-for _function in (surveys, models, ingest, simulate, features, bench):
+for _function in (surveys, models, ingest, features, bench):
     app.command(help=reflow(_function.__doc__), short_help=_short(_function.__doc__))(
         interruptible(_function))
 
