@@ -101,3 +101,17 @@ def test_baseline_refuses_a_file_that_is_not_features(macho, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"lcfm: error: {bogus}: column 'note' is String, not a numeric feature"]
+
+
+def test_baseline_args_declare_every_option():
+    from dataclasses import fields
+
+    from lcfm.baseline import CLASSIFIERS, BaselineArgs
+    from lcfm.options import on_cli, option_choices, option_help
+
+    declared = {f.name: f for f in fields(BaselineArgs)}
+    assert all(option_help(f) for f in declared.values() if on_cli(f))
+    assert option_choices(declared["classifier"]) == CLASSIFIERS
+    assert declared["min_period"].default == 0.1
+    help_text = lcfm("baseline", "--help").stdout
+    assert "--min-period" in help_text and "--n-estimators" in help_text

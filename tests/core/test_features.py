@@ -254,3 +254,20 @@ def test_real_macho_stars_combine_their_two_bands(shared_data):
     both = features.filter(pl.col("n_light_curves") == 2)
     assert both.height > 0 and both["color_B_R"].is_finite().all()
     assert (both["n_obs"] == both["B_n_obs"] + both["R_n_obs"]).all()
+
+
+def test_features_args_declare_the_command(split_dataset, tmp_path):
+    from dataclasses import fields
+
+    from lcfm.features_io import FeaturesArgs, features
+    from lcfm.options import on_cli, option_help
+
+    declared = {f.name: f for f in fields(FeaturesArgs)}
+    assert all(option_help(f) for f in declared.values() if on_cli(f))
+    assert not on_cli(declared["progress"])
+    summary = features(FeaturesArgs(data=split_dataset, output=tmp_path / "f.parquet",
+                                    min_period=0.5, chunk_rows=4))
+    assert summary["config"]["min_period"] == 0.5 and summary["objects"] == 6
+    period = dict(pl.read_parquet(tmp_path / "f.parquet").select("object_id", "R_period")
+                  .iter_rows())
+    assert min(period.values()) >= 0.5  # 0.3 d (object 1.1.0) lies below the search

@@ -26,6 +26,7 @@ from lcfm.exceptions import ConfigError, DataError, PluginNotFoundError
 from lcfm.features import FeatureConfig
 from lcfm.features_io import extract_features
 from lcfm.metrics import classification_report
+from lcfm.options import option
 from lcfm.shards import read_summaries
 
 __all__ = ["CLASSIFIERS", "BaselineArgs", "baseline", "baseline_macro_f1", "finetune_splits",
@@ -38,18 +39,26 @@ ID_COLUMNS = ("object_id", "label")
 
 @dataclass
 class BaselineArgs:
-    data: Path
-    output: Path
-    #: a features file of `lcfm features`; None: computed into output/features.parquet
-    features: Path | None = None
-    classifier: str = "random_forest"
-    n_estimators: int = 500
-    workers: int = 1
-    #: None: finetune's defaults (FinetuneArgs), so the splits are finetune's
-    seed: int | None = None
-    test_fraction: float | None = None
-    validation_fraction: float | None = None
-    progress: bool = False
+    """Options of `lcfm baseline` (one declaration each, `lcfm.options`)."""
+
+    data: Path = option(help="Folder of canonical shards (the data `lcfm finetune` uses).")
+    output: Path = option(help="Folder for metrics.json, splits.parquet and "
+                          "test_predictions.parquet.")
+    features: Path | None = option(None, "Features file of `lcfm features` (default: "
+                                   "computed into OUTPUT/features.parquet).")
+    classifier: str = option("random_forest", "Classifier on the features.",
+                             choices=CLASSIFIERS)
+    n_estimators: int = option(500, "Trees (random forest) or boosting iterations.")
+    workers: int = option(1, "Processes computing features and fitting the classifier.")
+    seed: int | None = option(None, "Split and classifier seed (default: finetune's, so the "
+                              "splits are finetune's).")
+    test_fraction: float | None = option(None, "Share of objects held out for testing "
+                                         "(default: finetune's).")
+    validation_fraction: float | None = option(None, "Share of objects for validation "
+                                               "(default: finetune's).")
+    min_period: float = option(0.1, "Shortest period searched by the Lomb-Scargle "
+                               "periodogram, in days (when the features are computed here).")
+    progress: bool = option(False, cli=False)
 
 
 def finetune_splits(data: Path, *, seed: int | None = None, test_fraction: float | None = None,
@@ -229,7 +238,8 @@ def baseline(args: BaselineArgs) -> dict:
     args_features = Path(args.features) if args.features else output / "features.parquet"
     if features is None:
         feature_summary = extract_features(args.data, args_features, workers=args.workers,
-                                           config=FeatureConfig(), progress=args.progress)
+                                           config=FeatureConfig(min_period=args.min_period),
+                                           progress=args.progress)
         features = load_features(args_features)
     seed = args.seed if args.seed is not None else _finetune_seed()
     fitted = fit_baseline(features, parts, classifier=args.classifier,

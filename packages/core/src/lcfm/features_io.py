@@ -31,10 +31,12 @@ from tqdm.auto import tqdm
 
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.features import FeatureConfig, FeatureCounts, band_order, compute_features
+from lcfm.options import option
 from lcfm.schema import conform
 from lcfm.shards import shard_paths
 
-__all__ = ["FeatureTask", "extract_features", "plan_tasks", "summary_path"]
+__all__ = ["FeatureTask", "FeaturesArgs", "extract_features", "features", "plan_tasks",
+           "summary_path"]
 
 #: light curves per task: small enough that 2 x workers tasks fit in memory for Kepler-length
 #: curves (~4,300 points), large enough that the per-task start-up is negligible
@@ -49,6 +51,27 @@ class FeatureTask:
     ranges: tuple[tuple[str, int, int], ...]
     objects: tuple[str, ...] | None = None
     skip: tuple[str, ...] = ()
+
+
+@dataclass
+class FeaturesArgs:
+    """Options of `lcfm features` (one declaration each, `lcfm.options`)."""
+
+    data: Path = option(help="Folder of canonical shards.")
+    output: Path = option(help="Parquet file: one row per object (object_id, label, "
+                          "features); its summary goes to <stem>.json beside it.")
+    workers: int = option(1, "Processes computing features in parallel.")
+    min_period: float = option(0.1, "Shortest period searched by the Lomb-Scargle "
+                               "periodogram, in days.")
+    chunk_rows: int = option(CHUNK_ROWS, "Light curves per task (memory per worker).")
+    progress: bool = option(False, cli=False)
+
+
+def features(args: FeaturesArgs) -> dict:
+    """`lcfm features` from its options; returns the summary (`extract_features`)."""
+    return extract_features(args.data, args.output, workers=args.workers,
+                            config=FeatureConfig(min_period=args.min_period),
+                            chunk_rows=args.chunk_rows, progress=args.progress)
 
 
 def summary_path(output: Path) -> Path:

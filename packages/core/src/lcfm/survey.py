@@ -26,9 +26,10 @@ FILE` arrives as the option `labels` (a path, as text): a plugin that joins a la
 catalogue declares `labels` in its options and reads `self.labels_path`; other plugins
 refuse `--labels` in one line.
 
-Label catalogues beside the light curves (`labels.csv`, `periods.csv`, the file of the
-`labels` option, any name matching `SurveyPlugin.catalogue_patterns`) are not light curves:
-discovery skips them and the ingest report lists them under `files_skipped`.
+Label catalogues beside the light curves (the file of the `labels` option, and files named
+like `SurveyPlugin.catalogue_patterns` -- labels.csv, periods.csv, ... -- that no reader
+with a content check of its own (`Reader.matches` overridden) recognises) are not light curves: discovery skips them and the ingest
+report lists them under `files_skipped`.
 
 Raw labels: `Taxonomy.map(raw, report)` counts a raw label the taxonomy does not know in the
 report (`labels_unknown`) and returns None (the light curve is kept, unlabelled); without a
@@ -244,15 +245,21 @@ class SurveyPlugin:
         return reader
 
     def is_catalogue(self, path: Path) -> bool:
-        """Whether `path` is a label catalogue (by name, or the `labels` option's file)."""
+        """Whether `path` is a label catalogue: the `labels` option's file, or a file named
+        like one (`catalogue_patterns`) that no reader of the survey recognises as its own
+        (MACHO's Alcock metadata CSV, say, may be called labels.csv and is read as data)."""
         path = Path(path)
-        if any(path.match(p) for p in self.catalogue_patterns):
-            return True
         labels = self.labels_path
         try:
-            return labels is not None and path.resolve() == labels.resolve()
+            if labels is not None and path.resolve() == labels.resolve():
+                return True
         except OSError:
+            pass
+        if not any(path.match(p) for p in self.catalogue_patterns):
             return False
+        # a reader that looks inside files (its own `matches`) may claim it as data
+        return not any(type(reader).matches is not Reader.matches and reader.matches(path)
+                       for reader in self.formats.values())
 
     def _found(self, path: Path, fmt: str | None) -> list[Path]:
         formats = self.formats

@@ -56,6 +56,9 @@ def _rows(path: Path) -> tuple[list[str], csv.reader]:
         raise InputFileError(path, f"cannot open: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise InputFileError(path, f"byte {exc.start} is not UTF-8 text") from None
+    if text and not text.endswith("\n"):  # a copy stopped mid-row: the last row may be cut
+        raise InputFileError(path, "file ends inside a line (no final newline): cut short?",
+                             line=text.count("\n") + 1)
     rows = csv.reader(io.StringIO(text, newline=""))
     header = [c.strip().lower() for c in next(rows, [])]
     return header, rows

@@ -19,7 +19,7 @@ import numpy as np
 SAMPLE = Path(__file__).with_name("sample")
 
 
-def write_sample(folder: Path, n: int = 8, seed: int = 0, *, files: int = 2,
+def write_sample(folder: Path, n: int = 8, seed: int = 4, *, files: int = 2,
                  extras: bool = True) -> Path:
     from lcfm_survey_fiveband import FiveBandSurvey
 
@@ -53,4 +53,4 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     print(write_sample(Path(args[0]) if args else SAMPLE,
                        int(args[1]) if len(args) > 1 else 8,
-                       int(args[2]) if len(args) > 2 else 0))
+                       int(args[2]) if len(args) > 2 else 4))
