@@ -28,8 +28,8 @@ refuse `--labels` in one line.
 
 Label catalogues beside the light curves (the file of the `labels` option, and files named
 like `SurveyPlugin.catalogue_patterns` -- labels.csv, periods.csv, ... -- that no reader
-with a content check of its own (`Reader.matches` overridden) recognises) are not light curves: discovery skips them and the ingest
-report lists them under `files_skipped`.
+with a content check of its own (`Reader.matches` overridden) recognises) are not light
+curves: discovery skips them and the ingest report lists them under `files_skipped`.
 
 Raw labels: `Taxonomy.map(raw, report)` counts a raw label the taxonomy does not know in the
 report (`labels_unknown`) and returns None (the light curve is kept, unlabelled); without a
