@@ -183,3 +183,28 @@ def test_features_reach_a_classification_head(tmp_path):
         moved = model(**batch).logits
     assert logits.shape == (4, 2) and labels.shape == (4,)
     assert not torch.allclose(logits, moved)  # the head reads the features
+
+
+@pytest.mark.skipif(not FIVEBAND, reason="pip install -e tests/plugin_fiveband")
+def test_atcat_collator_reads_the_features_from_the_metadata_field(tmp_path):
+    from lcfm.engine.metadata import with_metadata
+    from lcfm.ingest import ingest
+    from lcfm.registry import get_survey
+    from lcfm.shards import read_shards
+
+    survey = get_survey("fiveband")
+    ingest(survey, None, tmp_path / "data")
+    rows = read_shards(tmp_path / "data")
+    features = features_for(tmp_path / "data", tmp_path / "model")
+    scaler = fit_feature_scaler(features, rows["object_id"].to_list()[:6])
+    plugin = get_model("atcat")
+    config = plugin.make_config("tiny") if "tiny" in plugin.configurations else \
+        plugin.make_config()
+    encoder = with_feature_metadata(None, features, scaler)
+    size_metadata(config, encoder, rows, fresh_model=True)
+    frame = with_metadata(rows.head(3), encoder, config)
+    collate = plugin.collator(config, task="classify", train=False, bands=survey.bands)
+    batch = collate([dict(r) for r in frame.iter_rows(named=True)])
+    expected = scaler.transform(features)[[features["object_id"].to_list().index(o)
+                                           for o in frame["object_id"]]]
+    np.testing.assert_allclose(batch["metadata"].numpy(), expected, rtol=1e-6)
