@@ -30,7 +30,7 @@ adapt).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +160,7 @@ def adapt(args: FewShotArgs, index: ShardIndex, summaries: pl.DataFrame,
 def fewshot(args: FewShotArgs) -> dict:
     """Run every (spc, fold) scenario; write and return the `fewshot.json` content."""
     _check(args)
+    args = replace(args, spc=sorted({int(x) for x in args.spc}))  # `--spc 500,20,20`
     output = folder_output(Path(args.output))
     output.mkdir(parents=True, exist_ok=True)
     index = ShardIndex(args.data)
