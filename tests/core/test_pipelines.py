@@ -147,3 +147,20 @@ def test_hub_repository_id_for_load_and_pipeline(models, tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["folder"].startswith(str(tmp_path / "hf"))  # downloaded, not the local folder
     assert {r["label"]: pytest.approx(r["score"], rel=1e-5) for r in out["result"]} == out["p"]
+
+
+@pytest.mark.parametrize("imports", [
+    "import lcfm\nfrom transformers import pipeline",
+    "from transformers import pipeline\nimport lcfm",
+    "from lcfm.pipelines import LightCurveClassificationPipeline",
+])
+def test_tasks_registered_in_any_import_order(imports):
+    code = imports + """
+from transformers.pipelines import PIPELINE_REGISTRY
+print(sorted(t for t in PIPELINE_REGISTRY.get_supported_tasks() if t.startswith("light-")))
+"""
+    result = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split("\n")[-2] == str(["light-curve-classification",
+                                                 "light-curve-embedding"])

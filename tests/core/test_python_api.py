@@ -189,6 +189,13 @@ def test_predict_and_embed_match_the_commands(runs, tmp_path):
         vectors["embedding"].list.len()[0]
     with pytest.raises(ConfigError, match="fine-tuned classifier"):
         lcfm.predict(encoder, frame)
+    from lcfm.exceptions import ModelFolderError
+
+    with pytest.raises(ModelFolderError, match="no such model folder"):
+        lcfm.load(tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFolderError, match="not a model folder"):
+        lcfm.predict(tmp_path / "empty", frame)
 
 
 def test_options_and_saved_processors(runs, tmp_path):

@@ -41,8 +41,8 @@ def _local_folder(path_or_repo_id, revision: str | None, token) -> Path:
     try:  # the whole repository: a LoRA adapter's base/, the metadata encoder, splits
         return Path(snapshot_download(text, revision=revision, token=token))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
-        raise ModelFolderError(text, f"cannot download from the Hub: "
-                                     f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        raise ModelFolderError(text, f"no such model folder, and no such Hub repository "
+                                     f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
                                ) from exc
 
 

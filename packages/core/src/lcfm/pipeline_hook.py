@@ -17,6 +17,9 @@ PIPELINES_MODULE = "transformers.pipelines"
 
 
 def _register() -> None:
+    module = sys.modules.get("lcfm.pipelines")
+    if module is not None and not hasattr(module, "register_pipelines"):
+        return  # lcfm.pipelines is being imported: it registers itself when it is done
     from lcfm.pipelines import register_pipelines
 
     register_pipelines()

@@ -111,3 +111,6 @@ def register_pipelines() -> None:
         if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is not cls:
             PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=cls, pt_model=auto,
                                                 type="multimodal")
+
+
+register_pipelines()  # also when this module is imported before transformers' pipelines
