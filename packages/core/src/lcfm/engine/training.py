@@ -4,7 +4,7 @@ selection with early stopping (issue 12, "Defaults that work on a few hundred la
 issue 13, "Training observability").
 
 Early stopping is counted in steps: after an evaluation at step s the run stops when the
-selection metric has not improved since the kept step k and s - k >= patience; no run stops
+selection metric last improved at step k and s - k >= patience; no run stops
 and no model is kept before `min_steps` (or the last step, in a shorter run), so a model
 from the first few steps is never the one saved. The run's summary says when and why it
 stopped and which step was kept (`Selection.stopped`).
@@ -108,7 +108,8 @@ def steps_per_epoch(train_rows: int, batch_size: int, grad_accum: int = 1) -> in
 @dataclass
 class Selection:
     """The kept model and early stopping; its state lives in the training state dict
-    (keys best_value, best_step), so a resumed run continues it."""
+    (best_value, best_step: the kept evaluation; improved_step: the last strict
+    improvement, from which patience counts), so a resumed run continues it."""
 
     metric: str
     patience: int | None
@@ -125,26 +126,30 @@ class Selection:
 
     def update(self, state: dict, step: int, value: float) -> bool:
         """Record an evaluation; True when it becomes the kept model (at or after
-        min_steps; ties go to the later step)."""
+        min_steps; a tie keeps the later model but does not reset the patience)."""
         if step < self.first_eligible or not np.isfinite(value):
             return False
         best = state.get("best_value")
-        better = best is None or (value <= best if self.lower_is_better else value >= best)
-        if better:
-            state.update(best_value=float(value), best_step=int(step))
-        return better
+        sign = -1.0 if self.lower_is_better else 1.0
+        if best is not None and sign * (value - best) < 0:
+            return False
+        if best is None or sign * (value - best) > 0:
+            state["improved_step"] = int(step)
+        state.update(best_value=float(value), best_step=int(step))
+        return True
 
     def should_stop(self, state: dict, step: int) -> bool:
-        if self.patience is None or step < self.first_eligible or not state.get("best_step"):
+        improved = state.get("improved_step")
+        if self.patience is None or step < self.first_eligible or not improved:
             return False
-        return step - state["best_step"] >= self.patience
+        return step - improved >= self.patience
 
     def stopped(self, state: dict, step: int, early: bool, kept: int | None = None) -> dict:
         """metrics.json["stopped"]: the step, why, and which step's model was kept (the
         best evaluation's, or `kept`)."""
         kept = kept or state.get("best_step") or step
         if early:
-            best = state.get("best_step") or kept
+            best = state.get("improved_step") or kept
             reason = (f"early stopping: validation {self.metric} did not improve for "
                       f"{step - best} steps (patience {self.patience}) after step {best}")
         else:
