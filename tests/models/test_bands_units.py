@@ -309,3 +309,16 @@ def test_extra_features_enter_the_head(name):
     assert first.shape == (2, 2) and not torch.allclose(first, moved)
     with pytest.raises(DataError, match="num_extra_features=3"):
         collate(name, config, rows)  # the model reads features the batch lacks
+
+
+def test_atcat_fits_its_mixture_on_the_flux_its_collator_feeds():
+    """Sect. 2.5.1's fixed components come from the training flux as the model reads it:
+    magnitudes as centred FLUXCAL flux (both signs), not raw magnitudes (all ~15-17)."""
+    plugin, config = tiny("atcat")
+    rows = [three_band_row("mag", i) for i in range(4)]
+    config = plugin.prepare_config(config, FlatRows.from_rows(rows))
+    means = np.asarray(config.mixture_means)
+    assert means.min() < 0 < means.max()
+    flux_config = plugin.prepare_config(tiny("atcat")[1],
+                                        FlatRows.from_rows([three_band_row("flux", 0)]))
+    assert min(flux_config.mixture_means) > 0  # stored flux: read as it is

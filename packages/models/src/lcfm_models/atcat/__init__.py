@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import torch
 from lcfm.exceptions import ConfigError
+from lcfm.flat import FlatRows
 from lcfm.model_plugin import ModelPlugin
 
 from .attention_atcat import AtcatAttention
-from .collator_atcat import AtcatCollator
+from .collator_atcat import AtcatCollator, model_flux
 from .configuration_atcat import AtcatConfig
 from .embeddings_atcat import POINT
 from .modeling_atcat import (
@@ -159,17 +160,19 @@ class AtcatPlugin(ModelPlugin):
                              seed=seed)
 
     def prepare_config(self, config: AtcatConfig, dataset) -> AtcatConfig:
-        """Mixture components from the training set's flux (sect. 2.5.1)."""
-        flux = np.asarray(dataset.value, dtype=np.float64)
-        config.set_mixture_components(*mixture_components_from_flux(
-            flux, config.num_mixture_components, prescale=config.flux_prescale))
-        return config
+        """Mixture components from the training set's flux (sect. 2.5.1), in the unit the
+        collator feeds the model (magnitude rows as centred FLUXCAL flux, `model_flux`)."""
+        rows = dataset if isinstance(dataset, FlatRows) else [dataset[i]
+                                                              for i in range(len(dataset))]
+        return self.fit_config_to_rows(config, rows)
 
     @staticmethod
     def fit_config_to_rows(config: AtcatConfig, rows: Iterable[Mapping]) -> AtcatConfig:
-        """Set the fixed mixture components (sect. 2.5.1) from the flux of training rows;
-        call before building a next-value model for a new data set."""
-        flux = np.concatenate([np.asarray(row["value"], dtype=np.float64) for row in rows])
+        """Set the fixed mixture components (sect. 2.5.1) from the flux of training rows
+        (as the collator reads them, `model_flux`); call before building a next-value model
+        for a new data set."""
+        flux = model_flux(FlatRows.from_rows(rows if isinstance(rows, FlatRows)
+                                             else list(rows))).value.astype(np.float64)
         config.set_mixture_components(*mixture_components_from_flux(
             flux, config.num_mixture_components, prescale=config.flux_prescale))
         return config
