@@ -69,7 +69,7 @@ def test_evaluate_predict_embed(full_run, labeled_dir, tmp_path):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     catalog = predict(out, labeled_dir, tmp_path / "cat.parquet", mc_samples=3)
     assert catalog["object_id"].n_unique() == catalog.height == 24
-    p = catalog.select(pl.col("^p_.*$")).to_numpy()
+    p = catalog.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy()
     assert np.allclose(p.sum(1), 1, atol=1e-5)
     assert {"std_EC", "std_RRab"} <= set(catalog.columns)
     assert (catalog.select(pl.col("^std_.*$")).to_numpy().max(1) > 0).all()
@@ -117,8 +117,8 @@ def test_lora_adapter_is_small_and_merge_matches(labeled_dir, tmp_path):
         assert pl.read_parquet(folder / "splits.parquet").height == 24
     a = predict(out, labeled_dir, tmp_path / "a.parquet")
     b = predict(out / "merged", labeled_dir, tmp_path / "b.parquet")
-    assert np.allclose(a.select(pl.col("^p_.*$")).to_numpy(),
-                       b.select(pl.col("^p_.*$")).to_numpy(), atol=1e-5)
+    assert np.allclose(a.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy(),
+                       b.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy(), atol=1e-5)
 
 
 def test_few_shot_protocol_reports_mean_and_spread(labeled_dir, tmp_path):
@@ -167,8 +167,8 @@ def test_predict_streams_shards_with_the_same_result(full_run, tmp_path, make_la
     many, one = many.sort("object_id"), one.sort("object_id")
     assert many["object_id"].to_list() == one["object_id"].to_list()
     assert many["predicted_class"].to_list() == one["predicted_class"].to_list()
-    assert np.allclose(many.select(pl.col("^p_.*$")).to_numpy(),
-                       one.select(pl.col("^p_.*$")).to_numpy(), atol=1e-5)
+    assert np.allclose(many.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy(),
+                       one.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy(), atol=1e-5)
 
 
 def test_lora_without_peft_is_a_one_line_config_error(monkeypatch):

@@ -85,7 +85,7 @@ def test_full_pipeline(model, simulated, tmp_path):
     assert (catalog["n_observations_used"] > 0).all()
     assert any(c.startswith("std_") for c in catalog.columns) == dropout
     assert catalog.height == catalog["object_id"].n_unique() == n_objects
-    probs = catalog.select(pl.col("^p_.*$")).to_numpy()
+    probs = catalog.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy()
     assert probs.shape[1] == n_classes and np.allclose(probs.sum(1), 1, atol=1e-5)
     if plugin.causal:
         early = pl.read_parquet(tmp_path / "cat_early.parquet")
@@ -97,8 +97,8 @@ def test_full_pipeline(model, simulated, tmp_path):
     # the LoRA adapter applied to its base predicts what the merged model predicts
     a = predict(tmp_path / "lora", data, tmp_path / "a.parquet").sort("object_id")
     b = predict(tmp_path / "lora" / "merged", data, tmp_path / "b.parquet").sort("object_id")
-    assert np.allclose(a.select(pl.col("^p_.*$")).to_numpy(),
-                       b.select(pl.col("^p_.*$")).to_numpy(), atol=1e-4)
+    assert np.allclose(a.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy(),
+                       b.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy(), atol=1e-4)
 
     vectors = embed(tmp_path / "full", data, tmp_path / "emb.parquet", plot=tmp_path / "e.png")
     assert vectors.height == n_objects and (tmp_path / "e.png").stat().st_size > 0
@@ -122,4 +122,5 @@ def test_metadata_token_from_training_rows(simulated, tmp_path):
                                     progress=False))
     assert summary["steps"] == 2 and (tmp_path / "clf" / "metadata_encoder.json").exists()
     catalog = predict(tmp_path / "clf", data, tmp_path / "cat.parquet")
-    assert np.allclose(catalog.select(pl.col("^p_.*$")).to_numpy().sum(1), 1, atol=1e-5)
+    probs = catalog.select(pl.col("^p_.*$").exclude("p_unsure")).to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
