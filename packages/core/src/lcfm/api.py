@@ -46,10 +46,21 @@ def _local_folder(path_or_repo_id, revision: str | None, token) -> Path:
                                ) from exc
 
 
+def saved_class(plugin, architectures) -> type:
+    """The plugin's class a folder was saved from (its config.json `architectures`): the
+    classifier, the pretraining head, else the base model. Loading that class uses every
+    saved weight, so transformers reports no unused head."""
+    for model_class in (plugin.classification_class, plugin.pretraining_class):
+        if model_class is not None and model_class.__name__ in (architectures or ()):
+            return model_class
+    return plugin.base_model_class
+
+
 def load(path_or_repo_id, *, revision: str | None = None, token: str | None = None):
-    """The model of a folder written by lcfm, or of a Hub repository (downloaded whole):
-    a fine-tuned classifier (a LoRA fine-tune with its adapters applied), or else the base
-    encoder of a pretrained model. The folder is checked first (one-line
+    """The model of a folder written by lcfm, or of a Hub repository (downloaded whole), as
+    it was saved: a fine-tuned classifier (a LoRA fine-tune with its adapters applied), a
+    pretrained model with its self-supervised head (`lcfm.embed` uses its encoder), or a
+    base model. The folder is checked first (one-line
     `ModelFolderError`); the model is in eval mode and remembers its folder
     (`model.lcfm_folder`), where its metadata encoder and processor lie."""
     from lcfm.engine.loading import (
@@ -63,12 +74,11 @@ def load(path_or_repo_id, *, revision: str | None = None, token: str | None = No
     folder = _local_folder(path_or_repo_id, revision, token)
     config = check_model_folder(folder)
     plugin = plugin_for_model_type(config["model_type"])
-    head = plugin.classification_class
-    if (folder / ADAPTER_CONFIG).exists() or (
-            head is not None and head.__name__ in (config.get("architectures") or [])):
+    model_class = saved_class(plugin, config.get("architectures"))
+    if (folder / ADAPTER_CONFIG).exists() or model_class is plugin.classification_class:
         _, model = load_classifier(folder)
     else:
-        model = load_pretrained(plugin.base_model_class, folder).eval()
+        model = load_pretrained(model_class, folder).eval()
     model.lcfm_folder = folder
     return model
 

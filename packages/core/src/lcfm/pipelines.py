@@ -20,7 +20,7 @@ pooled embedding (a float32 numpy vector).
 from __future__ import annotations
 
 import polars as pl
-from transformers import AutoModel, AutoModelForSequenceClassification, Pipeline
+from transformers import AutoModelForSequenceClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from lcfm.processing import LcfmFeatureExtractor
@@ -103,11 +103,31 @@ class LightCurveEmbeddingPipeline(_LightCurvePipeline):
         return vectors[0] if len(vectors) == 1 else list(vectors)
 
 
+class SavedArchitecture:
+    """The embedding task's model loader: each folder's own saved class (`architectures` in
+    its config.json: a classifier, a pretraining head or a base model), whose encoder then
+    embeds. Loading the bare encoder class instead would report the saved head's weights as
+    unused, for every classifier and pretraining checkpoint."""
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs):
+        from transformers import AutoConfig
+
+        from lcfm.api import saved_class
+        from lcfm.engine.loading import plugin_for_model_type
+
+        hub = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only")
+               if k in kwargs}
+        config = AutoConfig.from_pretrained(path, **hub)
+        plugin = plugin_for_model_type(config.model_type)
+        return saved_class(plugin, config.architectures).from_pretrained(path, **kwargs)
+
+
 def register_pipelines() -> None:
     """Register both tasks with transformers (idempotent)."""
     for task, cls, auto in ((CLASSIFICATION_TASK, LightCurveClassificationPipeline,
                              AutoModelForSequenceClassification),
-                            (EMBEDDING_TASK, LightCurveEmbeddingPipeline, AutoModel)):
+                            (EMBEDDING_TASK, LightCurveEmbeddingPipeline, SavedArchitecture)):
         if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is not cls:
             PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=cls, pt_model=auto,
                                                 type="multimodal")
