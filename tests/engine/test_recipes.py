@@ -203,3 +203,18 @@ def test_resume_refuses_a_changed_recipe(labeled_dir, tmp_path):
         finetune(_args(labeled_dir, out, lr_head=7e-3, resume=True))
     with pytest.raises(RunMismatchError, match="recipe"):
         finetune(_args(labeled_dir, out, recipe="astrafier", resume=True))
+
+
+def test_recipes_listing_and_json(capsys):
+    from lcfm_cli.recipes_command import recipes
+
+    recipes()
+    lines = capsys.readouterr().out.splitlines()
+    atcat = next(line for line in lines if line.startswith("atcat-pretrain "))
+    assert "nadam lr 0.0002" in atcat and "clip 0.1" in atcat
+    recipes(as_json=True)
+    records = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in records] == recipe_names()
+    astroco = next(r for r in records if r["name"] == "astroco-s")
+    assert astroco["values"]["learning_rate"] == 7.5e-4
+    assert astroco["sources"]["learning_rate"].startswith("appendix A")
