@@ -51,8 +51,9 @@ VALIDATION_FLOOR = 128
 #: in any, and in the resolved recipe (`run_record(recipe=...)`: optimiser, rates, schedule,
 #: loss, selection, early stopping, ...)
 FINETUNE_RUN_FIELDS = ("lora", "lora_rank", "freeze_encoder", "samples_per_class", "max_steps",
-                       "batch_size", "seed", "metadata", "test_fraction",
-                       "validation_fraction", "splits", "fold", "grad_accum")
+                       "batch_size", "lr_encoder", "lr_head", "weight_decay", "seed",
+                       "metadata", "test_fraction", "validation_fraction", "splits", "fold",
+                       "grad_accum")
 
 
 def data_fingerprint(frame: pl.DataFrame) -> str:

@@ -364,7 +364,9 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     cadence = Cadence.of(max_steps, int(recipe.eval_every or 0), args.checkpoint_every,
                          evaluations=FINETUNE_EVALUATIONS)
     selection = Selection(recipe.selection, patience, recipe.min_steps, max_steps)
-    resolved = replace(args, max_steps=max_steps, batch_size=batch_size)
+    resolved = replace(args, max_steps=max_steps, batch_size=batch_size,  # for the record
+                       lr_encoder=recipe.lr_encoder, lr_head=recipe.lr_head,
+                       weight_decay=recipe.weight_decay, patience=patience)
     record = recipe.record(overrides)
     record["run"] = schedule_record(recipe, max_steps, patience, per_epoch, args.grad_accum,
                                     precision)

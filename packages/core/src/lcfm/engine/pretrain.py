@@ -89,8 +89,8 @@ SIMULATED_FALLBACK = 512
 DEFAULT_MODEL = "astromer-v2"
 #: PretrainArgs fields that shape the trained weights; `--resume` refuses a change in any
 #: (and in the resolved recipe, `run_record(recipe=...)`)
-RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "validation_fraction",
-              "length_buckets", "init", "grad_accum")
+RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "learning_rate",
+              "weight_decay", "validation_fraction", "length_buckets", "init", "grad_accum")
 _RECIPE = " (default: the recipe's)"
 
 
