@@ -170,8 +170,9 @@ def test_reference_times_prefer_the_alert():
 
 def test_cutoffs_count_days_from_the_alert(tmp_path):
     """ELAsTiCC-like rows: 30 days of points before the alert at t = 30. A cut-off of d
-    days keeps the points up to t = 30 + d; a row without alert counts from its first
-    point. evaluate and predict write the per-cut-off metrics."""
+    days keeps the points up to t = 30 + d, and the model sees exactly those (the
+    probabilities are those of the cut light curve); a row without alert counts from its
+    first point. evaluate and predict write the per-cut-off metrics."""
     classes = list(get_survey("elasticc").taxonomy.classes)[:2]
     model = classifier(tmp_path / "m", "atcat", "elasticc", classes)
     nan = float("nan")
@@ -193,6 +194,13 @@ def test_cutoffs_count_days_from_the_alert(tmp_path):
     assert by[("a0", 0.0)]["reference"] == "alert"
     assert [by[("quiet", d)]["points"] for d in (0.0, 5.0, 10.0)] == [1, 6, 11]
     assert by[("quiet", 0.0)]["reference"] == "first_observation"
+    cut = write(tmp_path / "cut", [dict(rows[0], **{k: rows[0][k][:36] for k in
+                                                   ("time", "value", "error", "band")})])
+    alone = predict(model, cut, tmp_path / "alone.parquet")
+    assert by[("a0", 5.0)]["p_" + classes[0]] == pytest.approx(alone["p_" + classes[0]][0],
+                                                               rel=1e-5)
+    steps = early_probabilities(loaded, plugin, frame, collate, classes)
+    assert steps.filter(pl.col("object_id") == "a0")["days"].to_list()[:2] == [-30.0, -29.0]
 
     data = write(tmp_path / "d", rows)
     report = evaluate(model, data, tmp_path / "eval", cutoffs=[0.0, 5.0, 10.0],
@@ -207,10 +215,14 @@ def test_cutoffs_count_days_from_the_alert(tmp_path):
     assert catalog.height == 5
     written = json.loads((tmp_path / "cat_early_metrics.json").read_text())
     assert written["cutoffs"] == early["cutoffs"]
+    # cut-offs work with any model; probabilities after every point need a causal one
+    other = classifier(tmp_path / "s", "astrafier", "macho", ["RRab", "EC"])
+    short = write(tmp_path / "m2", [curve("x", 10, "RRab"), curve("y", 10, "EC", seed=1)])
+    scored = evaluate(other, short, tmp_path / "e2", cutoffs=[2.0], baseline=False)
+    assert scored["early"]["cutoffs"][0]["n_objects"] == 2
+    assert scored["early"]["counted_from"] == {"alert": 0, "first_observation": 2}
     with pytest.raises(ConfigError, match="causal"):
-        evaluate(classifier(tmp_path / "s", "astrafier", "macho", ["RRab", "EC"]),
-                 write(tmp_path / "m2", [curve("x", 10, "RRab")]), tmp_path / "e2",
-                 cutoffs=[1.0])
+        predict(other, short, tmp_path / "c2.parquet", early=True)
 
 
 def test_early_metrics_on_a_constructed_table():

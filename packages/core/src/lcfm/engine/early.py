@@ -1,10 +1,15 @@
-"""Early classification with causal models (ATCAT sect. 2.6 and 3.3): class probabilities
-after each observation, or at given days since the first alert, and their scores.
+"""Early classification (ATCAT sect. 2.6 and 3.3): class probabilities at given days since
+the first alert, after each observation, and their scores.
 
-A causal model's output at a point depends only on that point and earlier ones, so one
-forward pass gives the prediction the model would have made at every moment. The table
-covers each light curve's first `inference_window` points (ATCAT: 243, the longest ELAsTiCC
-light curve); the catalog's final probabilities use every observation.
+At a cut-off of d days a light curve is cut to its points up to the reference time + d and
+classified like any light curve (`lcfm.engine.predict.predict_frame`: consecutive windows,
+observation-weighted), which is what the model would have said at that moment, for any
+model and any length; ATAT's and ATCAT's early-detection curves (ATCAT Figure 7) score the
+light curves truncated at each cut-off the same way. Light curves with no point yet are
+left out. Without cut-offs, a causal model (its output at a point depends only on that
+point and earlier ones) gives the prediction after every observation from one forward pass
+(`step_probabilities`); that table covers each light curve's first `inference_window`
+points (ATCAT: 243, the longest ELAsTiCC light curve).
 
 Cut-offs count days from the first alert where the survey records one, else from the
 first observation (`reference_times`): ATCAT's Figure 7 (after ATAT) scores ELAsTiCC "days
@@ -14,7 +19,7 @@ rows carry the alert in meta["t_alert"] (days in the row's own time) and meta["a
 with meta["time_offset"] (`lcfm_surveys.elasticc.preprocessing`); a row without a finite
 alert (no detection) counts from its first observation, and the table says which.
 
-`early_metrics` scores such a table per cut-off with macro F1 and ATCAT's class-balanced F1
+`early_metrics` scores a cut-off table with macro F1 and ATCAT's class-balanced F1
 (sect. 2.3.1), one prediction per object (its light curves' probabilities weighted by the
 points each has seen); objects with no point yet at a cut-off are counted, not scored.
 """
@@ -57,18 +62,71 @@ def reference_times(frame: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
     return np.where(has_alert, alert, first), [ALERT if a else FIRST for a in has_alert]
 
 
+def _table(records: dict, probabilities: list, classes: list[str]) -> pl.DataFrame:
+    width = len(probabilities[0]) if probabilities else len(classes)
+    p = np.array(probabilities, dtype=np.float64).reshape(-1, width)
+    table = pl.DataFrame({**records,
+                          "predicted_class": [classes[i] for i in
+                                              p[:, :len(classes)].argmax(1)]},
+                         schema_overrides={"label": pl.String, "object_id": pl.String,
+                                           "reference": pl.String, "days": pl.Float64,
+                                           "points": pl.Int64})
+    names = [f"p_{c}" for c in classes] + (["p_unsure"] if width > len(classes) else [])
+    return table.with_columns([pl.Series(n, p[:, i]) for i, n in enumerate(names)])
+
+
+def truncate(frame: pl.DataFrame, reference: np.ndarray, days: float) -> pl.DataFrame:
+    """Each row cut to its points at or before reference + `days` (rows are time-sorted);
+    rows with no such point are dropped. Adds the column `_points` (points kept)."""
+    dataset_time = frame["time"].explode().to_numpy()
+    offsets = np.concatenate([[0], np.cumsum(frame["time"].list.len().to_numpy(),
+                                             dtype=np.int64)])
+    keep = np.array([np.searchsorted(dataset_time[a:b], ref + days, side="right")
+                     for a, b, ref in zip(offsets[:-1], offsets[1:], reference, strict=True)],
+                    dtype=np.int64)
+    cut = frame.with_columns(_points=pl.Series(keep))
+    cut = cut.with_columns([pl.col(c).list.head(pl.col("_points"))
+                            for c in ("time", "value", "error", "band")])
+    return cut.filter(pl.col("_points") > 0)
+
+
+def cutoff_probabilities(model, plugin, frame: pl.DataFrame, collate, classes: list[str],
+                         cutoffs: list[float], batch_size: int = 64) -> pl.DataFrame:
+    """Long table, one row per light curve and cut-off with a point by then: object_id,
+    label, reference ("alert" or "first_observation"), days (the cut-off), points seen,
+    predicted class, p_<class> (and p_unsure for a model with an "unsure" output)."""
+    from lcfm.engine.predict import predict_frame
+
+    reference, kinds = reference_times(frame)
+    frame = frame.with_columns(_reference=pl.Series(kinds, dtype=pl.String))
+    records: dict[str, list] = {"object_id": [], "label": [], "reference": [], "days": [],
+                                "points": []}
+    probabilities = []
+    for days in cutoffs:
+        cut = truncate(frame, reference, float(days))
+        if cut.height == 0:
+            continue
+        rows = predict_frame(model, plugin, cut, collate, len(classes), batch_size)
+        probs = rows.probs if rows.unsure is None else np.concatenate(
+            [rows.probs, rows.unsure.mean(0)[:, None]], 1)
+        records["object_id"] += cut["object_id"].to_list()
+        records["label"] += cut["label"].to_list()
+        records["reference"] += cut["_reference"].to_list()
+        records["days"] += [float(days)] * cut.height
+        records["points"] += cut["_points"].to_list()
+        probabilities += list(probs)
+    return _table(records, probabilities, classes)
+
+
 @torch.no_grad()
-def early_probabilities(model, plugin, frame: pl.DataFrame, collate, classes: list[str],
-                        cutoffs: list[float] | None = None, batch_size: int = 64
-                        ) -> pl.DataFrame:
-    """Long table: object_id, label, reference ("alert" or "first_observation"), days since
-    that reference, points seen, predicted class, p_<class> (and p_unsure for a model with
-    an "unsure" output). With `cutoffs` one row per light curve and cut-off (its last point
-    at or before the cut-off; light curves with no point yet are left out), otherwise one
-    row per observation."""
+def step_probabilities(model, plugin, frame: pl.DataFrame, collate, classes: list[str],
+                       batch_size: int = 64) -> pl.DataFrame:
+    """A causal model's probabilities after every observation of each light curve's first
+    window, in the columns of `cutoff_probabilities` (days: the point's time since the
+    reference)."""
     if not getattr(plugin, "causal", False):
-        raise ConfigError(f"early classification needs a causal model; {plugin.name!r} "
-                          "attends to future points")
+        raise ConfigError(f"early classification after every observation needs a causal "
+                          f"model; {plugin.name!r} attends to future points")
     model.eval()
     device = next(model.parameters()).device
     dataset = LightCurveDataset(frame)
@@ -85,30 +143,26 @@ def early_probabilities(model, plugin, frame: pl.DataFrame, collate, classes: li
         valid = batch["attention_mask"].bool().sum(1).cpu().numpy()
         for i in range(probs.shape[0]):
             # the collator (train=False) keeps a row's first points, one token each
-            start = dataset.offsets[row]
-            t = dataset.time[start:start + int(valid[i])] - reference[row]
-            p = probs[i][:int(valid[i])]
-            picks = (np.searchsorted(t, cutoffs, side="right") - 1 if cutoffs
-                     else np.arange(t.size))
-            for j, k in enumerate(picks):
-                if k < 0:
-                    continue
-                records["object_id"].append(dataset.object_id[row])
-                records["label"].append(dataset.label[row])
-                records["reference"].append(kinds[row])
-                records["days"].append(float(cutoffs[j]) if cutoffs else float(t[k]))
-                records["points"].append(int(k) + 1)
-                probabilities.append(p[k])
+            start, n = dataset.offsets[row], int(valid[i])
+            t = dataset.time[start:start + n] - reference[row]
+            records["object_id"] += [dataset.object_id[row]] * n
+            records["label"] += [dataset.label[row]] * n
+            records["reference"] += [kinds[row]] * n
+            records["days"] += t.tolist()
+            records["points"] += list(range(1, n + 1))
+            probabilities += list(probs[i][:n])
             row += 1
-    width = len(classes) + (1 if probabilities and len(probabilities[0]) > len(classes)
-                            else 0)
-    p = np.array(probabilities, dtype=np.float64).reshape(-1, width)
-    table = pl.DataFrame({**records,
-                          "predicted_class": [classes[i] for i in
-                                              p[:, :len(classes)].argmax(1)]},
-                         schema_overrides={"label": pl.String, "object_id": pl.String})
-    names = [f"p_{c}" for c in classes] + (["p_unsure"] if width > len(classes) else [])
-    return table.with_columns([pl.Series(n, p[:, i]) for i, n in enumerate(names)])
+    return _table(records, probabilities, classes)
+
+
+def early_probabilities(model, plugin, frame: pl.DataFrame, collate, classes: list[str],
+                        cutoffs: list[float] | None = None, batch_size: int = 64
+                        ) -> pl.DataFrame:
+    """`cutoff_probabilities` with `cutoffs`, else `step_probabilities`."""
+    if cutoffs:
+        return cutoff_probabilities(model, plugin, frame, collate, classes, cutoffs,
+                                    batch_size)
+    return step_probabilities(model, plugin, frame, collate, classes, batch_size)
 
 
 def early_metrics(table: pl.DataFrame, classes: list[str], cutoffs: list[float],

@@ -14,7 +14,7 @@ ATCAT's class-balanced F1 (sect. 2.3.1), ECE, reliability and the threshold tabl
   and the spread of the passes;
 * `baseline_macro_f1`: the classical baseline trained on the model's training objects and
   scored on the same held-out objects (issue 12, item 3), or null with `baseline_reason`;
-* with `cutoffs` (causal models): `early_metrics.json`, macro F1 and class-balanced F1 per
+* with `cutoffs`: `early_metrics.json`, macro F1 and class-balanced F1 per
   cut-off in days since the first alert (ATCAT sect. 3.3; `lcfm.engine.early`).
 
 A pretrained masked-reconstruction folder (Astromer, AstroCo) gets unweighted `rmse` and
@@ -42,7 +42,6 @@ from lcfm.engine.inference import (  # re-exported: the commands' shared helpers
     EmbedArgs,
     PredictArgs,
     band_summary,
-    check_causal,
     check_mc_samples,
     embed,
     file_output,
@@ -84,10 +83,10 @@ class EvaluateArgs:
                                 "(ASTRAFier sect. 3.6 uses 20); 0: one deterministic pass.")
     seed: int = option(0, "Seed of MC-dropout passes and of the probed points of a "
                           "reconstruction evaluation.")
-    cutoffs: list[float] | None = option(None, "Causal models: also score at these days since "
-                                               "the first alert (first observation where "
-                                               "the survey records none), e.g. 8,16,32,64 "
-                                               "(early_metrics.json).")
+    cutoffs: list[float] | None = option(None, "Also score the light curves cut at these "
+                                               "days since the first alert (first "
+                                               "observation where the survey records "
+                                               "none), e.g. 8,16,32,64 (early_metrics.json).")
     splits: Path | None = option(None, "Fixed split file (object_id -> split[, fold]): "
                                        "score only its test objects.")
     fold: int | None = option(None, "Fold of a split file with a fold column.")
@@ -130,7 +129,6 @@ def run_evaluate(args: EvaluateArgs) -> dict:
                                        batch_size=args.batch_size, seed=args.seed,
                                        objects=test_ids, selection=selection)
     plugin, model, classes, encoder = load_classifier_parts(args.model)
-    check_causal(plugin, cutoffs)
     if args.mc_samples:
         from lcfm.engine.predict import enable_mc_dropout
 
@@ -178,9 +176,9 @@ def run_evaluate(args: EvaluateArgs) -> dict:
         frame = with_metadata(frame, encoder, model.config)
         tables = {}
         if cutoffs:
-            from lcfm.engine.early import early_probabilities
+            from lcfm.engine.early import cutoff_probabilities
 
-            tables[".early"] = early_probabilities(model, plugin, frame, collate, classes,
+            tables[".early"] = cutoff_probabilities(model, plugin, frame, collate, classes,
                                                    cutoffs, args.batch_size)
         rows = predict_frame(model, plugin, frame, collate, len(classes), args.batch_size,
                              mc_samples=args.mc_samples, seed=args.seed)

@@ -187,10 +187,11 @@ def check_mc_samples(mc_samples: int) -> None:
                           "a positive number of passes")
 
 
-def check_causal(plugin, cutoffs) -> None:
-    if cutoffs and not getattr(plugin, "causal", False):
-        raise ConfigError(f"--cutoffs: early classification needs a causal model; "
-                          f"{plugin.name!r} attends to future points")
+def check_causal(plugin, early: bool) -> None:
+    if early and not getattr(plugin, "causal", False):
+        raise ConfigError(f"--early: probabilities after every observation need a causal "
+                          f"model; {plugin.name!r} attends to future points (--cutoffs "
+                          "works with any model)")
 
 
 @dataclass
@@ -203,8 +204,8 @@ class PredictArgs:
                                 "A model without dropout refuses it.")
     batch_size: int = option(64, "Light curves per batch.")
     seed: int = option(0, "Seed of MC-dropout passes and of collators.")
-    cutoffs: list[float] | None = option(None, "Causal models: also classify at these days "
-                                               "since the first alert (first observation "
+    cutoffs: list[float] | None = option(None, "Also classify the light curves cut at these "
+                                               "days since the first alert (first observation "
                                                "where the survey records none), e.g. "
                                                "1,3,10,30 (<output stem>_early.parquet; "
                                                "with labels, <output stem>_early_metrics."
@@ -232,10 +233,11 @@ def run_predict(args: PredictArgs) -> pl.DataFrame:
     per class, n_observations_used and, with MC dropout (`mc_samples` passes with the
     model's own dropout rates), one standard-deviation column per class: the spread over
     passes of the object's probability; p_unsure for a model with an "unsure" output.
-    With `early` or `cutoffs` (causal models), also `<output stem>_early.parquet`:
-    probabilities after each observation, or at each cut-off in days since the first alert
-    (`lcfm.engine.early`); with `cutoffs` and labeled objects the model did not train or
-    validate on, `<output stem>_early_metrics.json` (macro F1 and class-balanced F1 per
+    With `cutoffs`, also `<output stem>_early.parquet`: probabilities of the light curves
+    cut at each cut-off in days since the first alert (`lcfm.engine.early`), and, for
+    labeled objects the model did not train or validate on, `<output stem>_early_metrics.
+    json` (macro F1 and class-balanced F1 per cut-off); with `early` instead (causal
+    models), that table holds the probabilities after every observation. The
     cut-off). Beside the catalog, `<output stem>.json`: n_objects, n_light_curves,
     num_processes, seconds, light_curves_per_second. `resume`: keep the shards a killed
     run finished."""
@@ -244,7 +246,7 @@ def run_predict(args: PredictArgs) -> pl.DataFrame:
     check_mc_samples(args.mc_samples)
     mc_samples, seed = int(args.mc_samples), int(args.seed)
     plugin, model, classes, encoder = load_classifier_parts(args.model)
-    check_causal(plugin, cutoffs or args.early)
+    check_causal(plugin, args.early)
     if mc_samples:
         from lcfm.engine.predict import enable_mc_dropout
 
