@@ -180,3 +180,56 @@ def test_lora_without_peft_is_a_one_line_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)  # what a missing package looks like
     with pytest.raises(ConfigError, match="--lora needs the peft package"):
         apply_lora(torch.nn.Linear(2, 2))
+
+
+def test_split_file_and_fold_choose_the_objects(labeled_dir, tmp_path):
+    """`splits` (object_id -> split, fold) replaces the random split; `fold` picks one."""
+    ids = sorted({f"1.{3000 + i}.{i}" for i in range(24)})
+    rows = []
+    for fold in (0, 1):
+        for k, oid in enumerate(ids):
+            split = ("train", "train", "validation", "test")[(k + fold) % 4]
+            rows.append({"object_id": oid, "split": split, "fold": fold})
+    pl.DataFrame(rows).write_csv(tmp_path / "splits.csv")
+    summary = finetune(args(labeled_dir, tmp_path / "run", max_steps=2, eval_every=1,
+                            splits=tmp_path / "splits.csv", fold=1, baseline=False))
+    written = pl.read_parquet(tmp_path / "run" / "splits.parquet")
+    expected = {r["object_id"]: r["split"] for r in rows if r["fold"] == 1}
+    assert {r["object_id"]: r["split"] for r in written.iter_rows(named=True)} == expected
+    assert summary["split_file"]["fold"] == 1 and summary["test_objects"] == 6
+    from lcfm.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="folds"):  # a file with folds needs --fold
+        finetune(args(labeled_dir, tmp_path / "nofold", max_steps=1,
+                      splits=tmp_path / "splits.csv", baseline=False))
+
+
+def test_gradient_accumulation_steps_once_per_grad_accum_micro_batches(labeled_dir, tmp_path,
+                                                                       monkeypatch):
+    import lcfm.engine.finetune as engine
+
+    calls = []
+    step = engine.optimiser_step
+
+    def counting(accelerator, *a, **kw):
+        calls.append(accelerator.sync_gradients)
+        return step(accelerator, *a, **kw)
+
+    monkeypatch.setattr(engine, "optimiser_step", counting)
+    summary = finetune(args(labeled_dir, tmp_path / "acc", max_steps=3, batch_size=4,
+                            grad_accum=2, baseline=False, workers=0))
+    assert calls == [False, True] * 3  # the optimiser steps at every second micro-batch
+    run = summary["recipe"]["run"]
+    assert summary["steps"] == 3 and run["effective_batch_size"] == 8
+    assert run["mixed_precision"] == "no"  # fp32 on a CPU unless asked
+
+
+def test_report_to_names_a_missing_tracker_package(labeled_dir, tmp_path):
+    import importlib.util
+
+    from lcfm.exceptions import ConfigError
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed")
+    with pytest.raises(ConfigError, match="--report-to wandb needs the wandb package"):
+        finetune(args(labeled_dir, tmp_path / "wandb", max_steps=1, report_to="wandb"))
