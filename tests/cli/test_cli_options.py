@@ -210,13 +210,13 @@ def test_every_option_of_every_command_has_help(group):
     assert not missing, "options without help: " + ", ".join(missing)
 
 
-def test_enumerated_options_are_choices(group):
-    for name, flags in {"finetune": ("--loss", "--mixed-precision", "--report-to"),
-                        "pretrain": ("--mixed-precision", "--report-to")}.items():
-        options = _options(_command(group, name))
-        for flag in flags:
-            assert flag in options and _choices(options[flag]), \
-                f"lcfm {name} {flag} has no choices"
+@pytest.mark.parametrize(("name", "flag"), [
+    ("finetune", "--loss"), ("finetune", "--mixed-precision"), ("finetune", "--report-to"),
+    ("finetune", "--selection"), ("pretrain", "--mixed-precision"), ("pretrain", "--report-to"),
+    ("pretrain", "--optimizer"), ("fewshot", "--mode"), ("baseline", "--classifier")])
+def test_enumerated_options_are_choices(group, name, flag):
+    options = _options(_command(group, name))
+    assert flag in options and _choices(options[flag]), f"lcfm {name} {flag} has no choices"
 
 
 def test_every_printing_command_has_json(group):
