@@ -241,7 +241,7 @@ def test_complete_dataset_is_refused_and_left_untouched(tmp_path):
         with pytest.raises(DataError, match="already holds 1 shard"):
             run()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before == [
-        "part-00000.parquet", "report.json"]
+        "README.md", "part-00000.parquet", "report.json"]  # README.md: the dataset card
 
 
 def test_output_that_is_a_file_is_a_one_line_error(tmp_path):

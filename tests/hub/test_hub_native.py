@@ -212,7 +212,8 @@ def test_dataset_card_counts_provenance_and_licence(ingested_dir, simulated_dir,
     assert front_matter(card)["license"] == "mit"  # the bundled sample's LICENSE
     assert "| RRc | 4 |" in card and "| unlabeled | 7 |" in card
     assert "| points | 8151 | 7257 | 894 |" in card
-    assert front_matter(dataset_card(ingested_dir))["license"] == "unknown"
+    # ingest wrote the folder's card knowing its source: the licence is kept from it
+    assert front_matter(dataset_card(ingested_dir))["license"] == "mit"
     # the card ingest wrote keeps the licence it knew when a push rewrites the card
     copy = tmp_path / "copy"
     shutil.copytree(ingested_dir, copy)
@@ -223,13 +224,15 @@ def test_dataset_card_counts_provenance_and_licence(ingested_dir, simulated_dir,
 
 
 def test_push_dataset_to_the_loopback_hub(hub, simulated_dir, classifier_dir, tmp_path):
+    local_card = (simulated_dir / "README.md").read_text()  # written by lcfm simulate
     result = push_dataset(simulated_dir, "org/sim", token=TOKEN, endpoint=hub.endpoint)
     files = hub.files("org/sim", repo_type="dataset")
     assert sorted(files) == [".gitattributes", "README.md", "part-00000.parquet",
                              "report.json", "simulation.json"]
     assert files["part-00000.parquet"] == (simulated_dir / "part-00000.parquet").read_bytes()
     assert result["url"] == f"{hub.endpoint}/datasets/org/sim"
-    assert not (simulated_dir / "README.md").exists()  # the folder itself is left as it was
+    # the folder itself is left as it was
+    assert (simulated_dir / "README.md").read_text() == local_card
     text = files["README.md"].decode()
     validate(DatasetCard(text), hub)
     assert text.split("---\n", 2)[2].lstrip().startswith("# org/sim")
@@ -285,3 +288,15 @@ def test_push_refuses_wrong_targets(classifier_dir, tmp_path):
         run_push(PushArgs(repo_id="org/x"))
     with pytest.raises(DataError, match="holds no Parquet shards"):
         push_dataset(tmp_path, "org/x", endpoint="http://127.0.0.1:9")
+
+
+def test_ingest_and_simulate_folders_load_with_plain_load_dataset(ingested_dir, simulated_dir,
+                                                                   tmp_path):
+    """The folders exactly as `lcfm ingest` / `lcfm simulate` leave them (their own dataset
+    card, report.json beside the shards) load with `datasets.load_dataset(folder)`."""
+    for folder in (ingested_dir, simulated_dir):
+        report = json.loads((folder / "report.json").read_text())
+        rows = datasets.load_dataset(str(folder), split="train",
+                                     cache_dir=str(tmp_path / folder.name))
+        assert rows.num_rows == report["light_curves_written"] > 0
+        assert {"object_id", "time", "value", "error", "band"} <= set(rows.column_names)

@@ -31,6 +31,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from lcfm.dataset_card import write_dataset_card
 from lcfm.dataset_lock import SHARD_GLOB, atomic_file, write_text_atomic, writing
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.shards import read_summaries, shard_paths
@@ -79,7 +80,8 @@ class CombinedSurvey(SurveyPlugin):
             classes += [c for c in member.taxonomy.classes if c not in classes]
             raw.update(member.taxonomy.raw_to_class)
         self.taxonomy = Taxonomy(tuple(classes), raw_to_class=raw)
-        self.default_window = max(m.default_window for m in self.members)
+        windows = [m.default_window for m in self.members if m.default_window]
+        self.default_window = max(windows) if windows else None
         self.description = "combined dataset of " + ", ".join(m.name for m in self.members)
 
     def input_files(self, path: Path, fmt: str | None = None) -> list[Path]:
@@ -176,6 +178,7 @@ def combine(datasets: list[Path], output: Path) -> dict:
                   "combined_from": parts,
                   "light_curves_written": sum(p["light_curves"] for p in parts),
                   "shards": n}
+        write_dataset_card(output, report)
         write_text_atomic(output / "report.json", json.dumps(report, indent=2) + "\n")
     return report
 

@@ -35,7 +35,8 @@ MARKER = ".lcfm-writing"
 WORK_DIR = ".lcfm-work"
 #: what a run writes and a clean restart (or a failed run) removes
 OUTPUT_GLOBS = ("part-*.parquet", ".part-*.tmp", ".pending-*.parquet", ".pending-*.tmp",
-                "report.json", "simulation.json", ".report.json.*", ".simulation.json.*")
+                "report.json", "simulation.json", ".report.json.*", ".simulation.json.*",
+                "README.md", ".README.md.*")
 SHARD_GLOB = "part-*.parquet"
 
 

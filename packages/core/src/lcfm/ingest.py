@@ -34,6 +34,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lcfm.dataset_card import write_dataset_card
 from lcfm.dataset_lock import WORK_DIR, writing
 from lcfm.exceptions import ConfigError, DataError, InputFileError, LcfmError
 from lcfm.merge import MergeSpill, key_digest
@@ -389,6 +390,8 @@ def ingest(survey: SurveyPlugin, input_path: Path | None, output_dir: Path, *,
             reasons = dict(report.light_curves_rejected) or "none read"
             raise DataError(f"{where}: no light curve survived ingest ({reasons})")
         survey.post_ingest(output_dir, read_summaries(output_dir, writer=True))
+        # the dataset card lets plain `datasets.load_dataset(folder)` read the shards
+        write_dataset_card(output_dir, report.to_dict(), source=where)
         report.save(output_dir / "report.json")  # last: with the marker gone, complete
     ranks.wait()
     return report

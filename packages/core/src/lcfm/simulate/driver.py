@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from lcfm.dataset_card import write_dataset_card
 from lcfm.dataset_lock import SHARD_GLOB, WORK_DIR, write_text_atomic, writing
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.options import option
@@ -165,6 +166,8 @@ def simulate(survey: SurveyPlugin, n: int, output_dir: Path, *, seed: int = 0,
         }
         # last: simulation.json beside the shards (and no marker) means complete
         write_text_atomic(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+        # after simulation.json, which the card reads to call the data simulated
+        write_dataset_card(output_dir)
     ranks.wait()
     return summary
 
