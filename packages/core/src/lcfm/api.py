@@ -192,7 +192,6 @@ def pretrain(**options) -> dict:
     from lcfm.engine.pretrain import PretrainArgs
     from lcfm.engine.pretrain import pretrain as run
 
-    options.setdefault("progress", False)
     return run(_args(PretrainArgs, "pretrain", options))
 
 
@@ -203,5 +202,4 @@ def finetune(**options) -> dict:
     from lcfm.engine.finetune import FinetuneArgs
     from lcfm.engine.finetune import finetune as run
 
-    options.setdefault("progress", False)
     return run(_args(FinetuneArgs, "finetune", options))
