@@ -127,3 +127,33 @@ def test_init_refuses_a_checkpoint_of_another_model_type(trained, tmp_path, lcfm
                             path / "run", "--output", tmp_path / "cli", "--max-steps", "2")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "config.json" in err and "model_type lcfm_astromer" in err
+
+
+def test_recipe_drives_pretraining_and_the_validation_loss_stops_it(trained, tmp_path):
+    """A paper recipe applies (Astromer 2: Adam, eq. 5) with the given fields overriding
+    it; at learning rate 0 the validation loss stays the same, so
+    early stopping (patience 2 steps after min_steps 2) ends the run at step 4 and says so."""
+    path, metrics = trained
+    assert metrics["recipe"]["name"] == "astromer-2-pretrain"  # the configuration's own
+    assert metrics["stopped"]["reason"] == "max_steps" and metrics["stopped"]["step"] == 60
+    stopped = run(tmp_path, "stop", steps=12, recipe="astromer-2-pretrain", eval_every=2,
+                  patience=2, min_steps=2, learning_rate=0.0, data=path / "run" / "data")
+    assert stopped["stopped"]["reason"] == "early_stopping" and stopped["steps"] == 4
+    assert stopped["stopped"]["kept_step"] == 4  # pretraining keeps the weights it ends with
+    recipe = json.loads((tmp_path / "stop" / "metrics.json").read_text())["recipe"]
+    assert recipe["values"]["optimizer"] == "adam" and recipe["values"]["learning_rate"] == 0
+    assert recipe["overrides"] == {"learning_rate": 0.0, "max_steps": 12, "batch_size": 8,
+                                   "eval_every": 2, "patience_steps": 2, "min_steps": 2}
+    assert recipe["run"]["warmup_steps"] == 6  # at most half of a 12-step run
+    # the recipe's dropout unless the configuration value is given: Astromer 1's recipe
+    # (no dropout after attention) on Astromer 2's configuration (0.1)
+    tiny = {**tiny_overrides(), "attention_output_dropout": 0.1}
+    for name, given in (("given", tiny), ("recipe", {k: v for k, v in tiny.items()
+                                                      if k != "attention_output_dropout"})):
+        pretrain(PretrainArgs(survey="macho", output=tmp_path / name, max_steps=1,
+                              batch_size=8, progress=False, recipe="astromer-1-pretrain",
+                              config_overrides=given, data=path / "run" / "data"))
+    config = json.loads((tmp_path / "given" / "config.json").read_text())
+    assert config["attention_output_dropout"] == 0.1
+    config = json.loads((tmp_path / "recipe" / "config.json").read_text())
+    assert config["attention_output_dropout"] == 0.0
