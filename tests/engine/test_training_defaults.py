@@ -105,3 +105,12 @@ def test_early_stop_says_when_and_why_and_which_step_was_kept(imbalanced_dir, tm
     assert summary["steps"] == 8 and stopped["kept_step"] == 8  # ties keep the later model
     assert "did not improve for 4 steps" in stopped["detail"]
     assert [v["step"] for v in summary["validation"]] == [2, 4, 6, 8]
+
+
+def test_paper_evaluation_interval_shrinks_with_a_shortened_run():
+    from lcfm.engine.training import evaluation_interval
+
+    atcat = get_recipe("atcat-finetune")  # sect. 2.4: every 4000 of 40000 steps
+    assert evaluation_interval(atcat, 40000, given=False) == 4000
+    assert evaluation_interval(atcat, 500, given=False) == 0  # the engine's cadence
+    assert evaluation_interval(atcat, 500, given=True) == 4000  # asked for: kept

@@ -59,6 +59,7 @@ from lcfm.engine.training import (
     REPORT_TO,
     Selection,
     balanced_batches,
+    evaluation_interval,
     make_accelerator,
     resolve_precision,
     run_recipe,
@@ -361,8 +362,9 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     optimizer = build_optimizer(recipe, groups)
     scheduler = build_scheduler(recipe, optimizer, max_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    cadence = Cadence.of(max_steps, int(recipe.eval_every or 0), args.checkpoint_every,
-                         evaluations=FINETUNE_EVALUATIONS)
+    cadence = Cadence.of(max_steps, evaluation_interval(recipe, max_steps,
+                                                        "eval_every" in overrides),
+                         args.checkpoint_every, evaluations=FINETUNE_EVALUATIONS)
     selection = Selection(recipe.selection, patience, recipe.min_steps, max_steps)
     resolved = replace(args, max_steps=max_steps, batch_size=batch_size,  # for the record
                        lr_encoder=recipe.lr_encoder, lr_head=recipe.lr_head,

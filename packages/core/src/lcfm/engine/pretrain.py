@@ -72,6 +72,7 @@ from lcfm.engine.save import save_model_atomically
 from lcfm.engine.training import (
     REPORT_TO,
     Selection,
+    evaluation_interval,
     make_accelerator,
     resolve_precision,
     run_recipe,
@@ -282,7 +283,9 @@ def pretrain(args: PretrainArgs) -> dict:
     args = replace(args, max_steps=max_steps, batch_size=int(recipe.batch_size),
                    learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay,
                    max_grad_norm=recipe.max_grad_norm, warmup_steps=recipe.warmup(max_steps),
-                   eval_every=int(recipe.eval_every or 0), patience=patience,
+                   eval_every=evaluation_interval(recipe, max_steps,
+                                                  "eval_every" in overrides),
+                   patience=patience,
                    min_steps=recipe.min_steps)
 
     config = (plugin.make_config(config_name, **args.config_overrides)

@@ -52,7 +52,8 @@ def resolve_precision(requested: str | None, recipe: Recipe) -> tuple[str, str]:
     if wanted == "no":
         return "no", f"recipe {recipe.name}"
     if not torch.cuda.is_available():
-        return "no", f"no CUDA GPU (recipe {recipe.name} asks for {wanted})"
+        asked = f" (recipe {recipe.name} asks for {wanted})" if recipe.mixed_precision else ""
+        return "no", "no CUDA GPU" + asked
     if wanted == "bf16" and not torch.cuda.is_bf16_supported():
         return "fp16", "the GPU has no bf16"
     return wanted, f"recipe {recipe.name}" if recipe.mixed_precision else "CUDA GPU"
@@ -99,6 +100,14 @@ def balanced_batches(setting: bool | str, counts) -> bool:
     counts = np.asarray(counts)
     counts = counts[counts > 0]
     return bool(counts.size and counts.max() > IMBALANCE_RATIO * counts.min())
+
+
+def evaluation_interval(recipe: Recipe, max_steps: int, given: bool) -> int:
+    """Steps between evaluations: the recipe's (ATCAT: every 4000 steps), unless a run
+    shortened by --max-steps would then evaluate only at its end (0: the engine's
+    cadence); a value given on the command line is kept as it is."""
+    every = int(recipe.eval_every or 0)
+    return every if given or every <= max_steps // 2 else 0
 
 
 def steps_per_epoch(train_rows: int, batch_size: int, grad_accum: int = 1) -> int:
