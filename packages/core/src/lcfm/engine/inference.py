@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from lcfm.combined import SEPARATOR, member_names
 from lcfm.engine.catalog import CatalogRun, merge_parts, object_part, parts_folder
 from lcfm.engine.metadata import load_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
@@ -112,14 +113,16 @@ def _bands(frame: pl.DataFrame) -> list[str]:
 def input_bands(plugin, config, frame: pl.DataFrame, source, encoder=None) -> dict[str, float]:
     """Band -> wavelength for the collator, after checking that the model can read data of
     this survey (module docstring). Raises DataError naming both surveys otherwise."""
-    surveys = frame["survey"].unique().to_list()
-    if len(surveys) != 1:
-        raise DataError(f"{source}: a dataset must hold one survey, found {sorted(surveys)}")
-    survey = surveys[0]
+    surveys = sorted(frame["survey"].drop_nulls().unique().to_list())
+    # several surveys: a combined dataset (lcfm.combined), whose survey is their "+" name
+    survey = SEPARATOR.join(surveys) if len(surveys) > 1 else surveys[0]
     model_survey = getattr(config, "lcfm_survey", None)
     model_bands = dict(getattr(config, "lcfm_bands", None) or {})
     present = _bands(frame)
-    if model_survey is None or survey == model_survey:
+    # a model trained on a combined dataset reads each of its surveys (ASTRAFier sect. 6.3:
+    # trained on Kepler + TESS, deployed on TESS)
+    if (model_survey is None or survey == model_survey
+            or set(surveys) <= set(member_names(model_survey))):
         unknown = [b for b in present if model_bands and b not in model_bands]
         if unknown:
             raise DataError(f"{source}: bands {unknown} are not among the model's "
