@@ -289,6 +289,10 @@ def test_band_combine_mean_and_concat(name):
     _, unknown = tiny(name, band_combine="concat", band_names=["g", "r"])
     with pytest.raises(DataError, match="band 'i' is not one of"):
         collate(name, unknown, rows)
+    # a model built from data records its bands, so a checkpoint pretrained with "mean" can
+    # be fine-tuned with "concat"
+    fitted = plugin.prepare_config(tiny(name, band_combine="mean")[1], FlatRows.from_rows(rows))
+    assert fitted.band_names == ["g", "i", "r"]
 
 
 @pytest.mark.parametrize("name", [n for n in model_names() if n != "atcat"])

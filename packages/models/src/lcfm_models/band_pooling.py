@@ -54,9 +54,11 @@ def validate_band_fields(config, allowed: tuple[str, ...] = BAND_COMBINE) -> Non
 
 
 def fit_band_names(config, dataset):
-    """Fix the band order of band_combine="concat" from the training data (a `FlatRows` or
-    `LightCurveDataset`), sorted by name, when the config has none yet; returns config."""
-    if config.band_combine == "concat" and not config.band_names:
+    """Record the training data's bands (a `FlatRows` or `LightCurveDataset`), sorted by
+    name, when the config has none yet: the band order of band_combine="concat", kept in
+    every checkpoint so a model pretrained with "mean" can be fine-tuned with "concat";
+    returns config."""
+    if not config.band_names:
         names = getattr(dataset, "band_names", None)
         if names is None:
             names = np.unique(np.asarray(dataset.band).astype(str))

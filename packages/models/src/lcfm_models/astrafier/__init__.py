@@ -72,7 +72,7 @@ class AstrafierPlugin(ModelPlugin):
     value_kind = "flux"
 
     def prepare_config(self, config: AstrafierConfig, dataset) -> AstrafierConfig:
-        """band_combine="concat": the band order, from the training data."""
+        """The training data's bands (`band_names`, the order of band_combine="concat")."""
         return fit_band_names(config, dataset)
 
     def inference_window(self, config: AstrafierConfig) -> int:

@@ -54,7 +54,7 @@ class AstroCoPlugin(ModelPlugin):
     value_kind = "mag"
 
     def prepare_config(self, config: AstroCoConfig, dataset) -> AstroCoConfig:
-        """band_combine="concat": the band order, from the training data."""
+        """The training data's bands (`band_names`, the order of band_combine="concat")."""
         return fit_band_names(config, dataset)
 
     def inference_window(self, config: AstroCoConfig) -> int:

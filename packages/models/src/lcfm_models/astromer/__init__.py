@@ -83,7 +83,7 @@ class AstromerPlugin(ModelPlugin):
     value_kind = "mag"
 
     def prepare_config(self, config: AstromerConfig, dataset) -> AstromerConfig:
-        """band_combine="concat": the band order, from the training data."""
+        """The training data's bands (`band_names`, the order of band_combine="concat")."""
         return fit_band_names(config, dataset)
 
     def inference_window(self, config: AstromerConfig) -> int:
