@@ -165,3 +165,26 @@ class BalancedPlan:
         classes = rng.integers(len(self.by_class), size=self.batch_size)
         return np.array([self.by_class[c][rng.integers(self.by_class[c].size)]
                          for c in classes], np.int64)
+
+
+class AugmentedCollate:
+    """Augment rows, then collate them; both draw from one re-seedable generator."""
+
+    def __init__(self, collate, augmenter):
+        self.collate, self.augmenter = collate, augmenter
+
+    @property
+    def rng(self):
+        return getattr(self.collate, "rng", None)
+
+    @rng.setter
+    def rng(self, value):
+        if hasattr(self.collate, "rng"):
+            self.collate.rng = value
+        if self.augmenter is not None:
+            self.augmenter.rng = np.random.default_rng(value.integers(2**63))
+
+    def __call__(self, rows):
+        if self.augmenter is not None:
+            rows = [self.augmenter(r) for r in rows]
+        return self.collate(rows)

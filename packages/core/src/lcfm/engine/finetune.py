@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from lcfm.augment import Augmenter
 from lcfm.engine import loading
 from lcfm.engine.batching import (
+    AugmentedCollate,
     BalancedPlan,
     StepDataset,
     default_workers,
@@ -61,6 +62,7 @@ from lcfm.engine.training import (
     balanced_batches,
     evaluation_interval,
     make_accelerator,
+    recipe_loss,
     resolve_precision,
     run_recipe,
     schedule_record,
@@ -68,7 +70,7 @@ from lcfm.engine.training import (
     steps_per_epoch,
 )
 from lcfm.exceptions import ConfigError, DataError
-from lcfm.losses import class_weights, combined_loss, parse_loss
+from lcfm.losses import class_weights, parse_loss
 from lcfm.options import option
 from lcfm.recipes import (
     OPTIMIZERS,
@@ -168,29 +170,6 @@ RECIPE_OPTIONS = {
 }
 
 
-class _Collate:
-    """Augment rows, then collate them; both draw from one re-seedable generator."""
-
-    def __init__(self, collate, augmenter: Augmenter | None):
-        self.collate, self.augmenter = collate, augmenter
-
-    @property
-    def rng(self):
-        return getattr(self.collate, "rng", None)
-
-    @rng.setter
-    def rng(self, value):
-        if hasattr(self.collate, "rng"):
-            self.collate.rng = value
-        if self.augmenter is not None:
-            self.augmenter.rng = np.random.default_rng(value.integers(2**63))
-
-    def __call__(self, rows):
-        if self.augmenter is not None:
-            rows = [self.augmenter(r) for r in rows]
-        return self.collate(rows)
-
-
 def split_parts(frame: pl.DataFrame, args: FinetuneArgs) -> tuple[dict, dict | None]:
     """(train/validation/test summaries, the split file's accounting or None)."""
     if args.splits is not None:
@@ -263,18 +242,6 @@ def _recipe(args: FinetuneArgs, plugin, checkpoint):
     return run_recipe("finetune", args.recipe, plugin, config_name, overrides)
 
 
-def _loss(plugin, model, outputs, labels, batch, recipe, weights, n_classes):
-    """The recipe's loss: the model's own objective when the recipe says "model" and the
-    plugin has one (`ModelPlugin.finetune_loss`), else the generic (weighted) losses."""
-    if recipe.loss == "model" or "model" in recipe.loss_terms():
-        own = plugin.finetune_loss(model, outputs, labels, batch, recipe=recipe,
-                                   class_weights=weights)
-        if own is not None:
-            return own
-    return combined_loss(recipe.loss_terms(use_fallback=True), outputs.logits[:, :n_classes],
-                         labels, weights, label_smoothing=recipe.label_smoothing)
-
-
 def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path, *,
                split_info: dict | None = None) -> dict:
     """One fine-tuning run; `parts` are the summaries (with global `row`) of each split."""
@@ -337,7 +304,7 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
         return plugin.collator(model_config, task="classify", train=train, bands=bands,
                                label2id=label2id if train else None, seed=args.seed)
 
-    collate = _Collate(collator(True), Augmenter(list(recipe.augmentations), args.seed)
+    collate = AugmentedCollate(collator(True), Augmenter(list(recipe.augmentations), args.seed)
                        if recipe.augmentations else None)
     precision = resolve_precision(args.mixed_precision, recipe)
     accelerator = make_accelerator(output, mixed_precision=precision[0],
@@ -401,7 +368,7 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
                 labels = batch.pop("labels")
                 with accelerator.accumulate(model):
                     outputs = model(**batch)
-                    loss = _loss(plugin, model, outputs, labels, batch, recipe, weights,
+                    loss = recipe_loss(plugin, model, outputs, labels, batch, recipe, weights,
                                  len(class_names))
                     optimiser_step(accelerator, model, loss, optimizer, scheduler,
                                    recipe.max_grad_norm)

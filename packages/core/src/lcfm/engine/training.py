@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from lcfm.exceptions import ConfigError
+from lcfm.losses import combined_loss
 from lcfm.recipes import PRECISIONS, Recipe, apply_overrides, resolve_recipe
 
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -112,6 +113,18 @@ def evaluation_interval(recipe: Recipe, max_steps: int, given: bool) -> int:
 
 def steps_per_epoch(train_rows: int, batch_size: int, grad_accum: int = 1) -> int:
     return max(1, math.ceil(int(train_rows) / (int(batch_size) * int(grad_accum))))
+
+
+def recipe_loss(plugin, model, outputs, labels, batch, recipe, weights, n_classes):
+    """The recipe's loss: the model's own objective when the recipe says "model" and the
+    plugin has one (`ModelPlugin.finetune_loss`), else the generic (weighted) losses."""
+    if recipe.loss == "model" or "model" in recipe.loss_terms():
+        own = plugin.finetune_loss(model, outputs, labels, batch, recipe=recipe,
+                                   class_weights=weights)
+        if own is not None:
+            return own
+    return combined_loss(recipe.loss_terms(use_fallback=True), outputs.logits[:, :n_classes],
+                         labels, weights, label_smoothing=recipe.label_smoothing)
 
 
 @dataclass
