@@ -68,6 +68,7 @@ from lcfm.engine.training import (
     schedule_record,
     start_tracking,
     steps_per_epoch,
+    stop_tracking,
 )
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.losses import class_weights, parse_loss
@@ -404,7 +405,7 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     bar.close()
     if (args.stop_after or stopped) and state["step"] < max_steps and not early:
         return write_interrupted(accelerator, output, state, saved, stopped)
-    accelerator.end_training()
+    stop_tracking(accelerator)
     state["stopped"] = selection.stopped(state, state["step"], early)
     if encoder is not None:
         from lcfm.engine.metadata import save_encoder

@@ -79,6 +79,7 @@ from lcfm.engine.training import (
     schedule_record,
     start_tracking,
     steps_per_epoch,
+    stop_tracking,
 )
 from lcfm.exceptions import ConfigError, DataError, ModelFolderError
 from lcfm.options import option
@@ -410,7 +411,7 @@ def pretrain(args: PretrainArgs) -> dict:
         if stopped:
             raise KeyboardInterrupt
         return {"steps": state["step"], "interrupted": True}
-    accelerator.end_training()
+    stop_tracking(accelerator)
     # pretraining saves the weights it ends with (the validation loss only stops the run)
     state["stopped"] = selection.stopped(state, state["step"], early, kept=state["step"])
 

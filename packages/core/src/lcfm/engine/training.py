@@ -93,6 +93,14 @@ def start_tracking(accelerator, report_to: str, project: str, values: Mapping) -
     accelerator.init_trackers(project, config=config)
 
 
+def stop_tracking(accelerator) -> None:
+    """Close the trackers (not `Accelerator.end_training`, which also ends the process
+    group that the rest of the run still synchronises on)."""
+    if accelerator.is_main_process:
+        for tracker in accelerator.trackers:
+            tracker.finish()
+
+
 def balanced_batches(setting: bool | str, counts) -> bool:
     """Whether to balance the batches: the recipe's True/False, or ("auto") whether the
     training classes are imbalanced (largest / smallest > IMBALANCE_RATIO)."""
