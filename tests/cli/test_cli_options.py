@@ -31,7 +31,7 @@ ARGS = {
     "push": "lcfm.hub:PushArgs",
 }
 #: commands that must print their result as JSON with --json
-PRINTING = ("ingest", "features", "bench", *ARGS)
+PRINTING = ("ingest", "features", "bench", "reproduce", *ARGS)
 
 
 def _class(spec: str):

@@ -48,9 +48,12 @@ GENERATED = {
                  "lcfm_cli.features_command:baseline_command"),
     "push": ("Publish a model or a dataset folder, with its card, on the Hugging Face Hub.",
              "lcfm_cli.push_command:push_command"),
+    "reproduce": ("A paper's headline experiment end to end on simulated data.",
+                  "lcfm_cli.reproduce_command:reproduce_command"),
 }
 ORDER = ("surveys", "models", "recipes", "ingest", "simulate", "pretrain", "finetune",
-         "fewshot", "evaluate", "predict", "embed", "features", "baseline", "bench", "push")
+         "fewshot", "evaluate", "predict", "embed", "features", "baseline", "bench", "push",
+         "reproduce")
 
 
 class Interrupted(Exception):
