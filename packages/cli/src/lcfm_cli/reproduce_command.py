@@ -47,7 +47,8 @@ def reproduce_command():
     paper = inspect.Parameter(
         "paper", inspect.Parameter.POSITIONAL_OR_KEYWORD,
         annotation=Annotated[Literal[PAPERS], typer.Argument(
-            help="Paper: " + ", ".join(PAPERS) + ".", show_default=False)])
+            help="Paper: " + ", ".join(PAPERS) + ".", show_default=False,
+            metavar="PAPER")])
     rest = [p for p in params if p.name not in ("ctx", "paper")]
     command.__signature__ = signature.replace(parameters=[params[0], paper, *rest])
     command.option_specs = [s for s in command.option_specs if s.name != "paper"]

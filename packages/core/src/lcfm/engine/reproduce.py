@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lcfm.exceptions import ConfigError, DataError
+from lcfm.exceptions import ConfigError, DataError, LcfmError
 from lcfm.options import option
 
 PAPERS = ("astrafier", "astromer-2", "astromer-1", "astroco", "atcat")
@@ -215,6 +215,9 @@ class Recorder:
             "seconds": seconds, "metrics": _finite(metrics(result)),
             "recipe": recipe})
         self.save()
+        if isinstance(result, dict) and result.get("interrupted"):
+            raise LcfmError(f"lcfm reproduce {self.args.paper}: stage {name!r} was "
+                            f"interrupted at step {result.get('steps')}; rerun the command")
         return result
 
     def number(self, metric: str, obtained, reported=None, source: str = "",
