@@ -53,7 +53,7 @@ VALIDATION_FLOOR = 128
 FINETUNE_RUN_FIELDS = ("lora", "lora_rank", "freeze_encoder", "samples_per_class", "max_steps",
                        "batch_size", "lr_encoder", "lr_head", "weight_decay", "seed",
                        "metadata", "test_fraction", "validation_fraction", "splits", "fold",
-                       "grad_accum")
+                       "grad_accum", "features")
 
 
 def data_fingerprint(frame: pl.DataFrame) -> str:

@@ -44,6 +44,7 @@ from lcfm.engine.inference import (  # re-exported: the commands' shared helpers
     band_summary,
     check_mc_samples,
     embed,
+    feature_inputs,
     file_output,
     folder_output,
     inference_collator,
@@ -93,6 +94,7 @@ class EvaluateArgs:
     baseline: bool = option(True, "Also report the classical baseline's macro F1 on the same "
                                   "held-out objects (baseline_macro_f1).")
     features: Path | None = option(None, "Features file of `lcfm features` for the baseline "
+                                         "and for a model fine-tuned with --features "
                                          "(default: computed from --data).")
 
 
@@ -129,6 +131,7 @@ def run_evaluate(args: EvaluateArgs) -> dict:
                                        batch_size=args.batch_size, seed=args.seed,
                                        objects=test_ids, selection=selection)
     plugin, model, classes, encoder = load_classifier_parts(args.model)
+    wrap, encoder = feature_inputs(args.model, model.config, encoder, args.data, args.features)
     if args.mc_samples:
         from lcfm.engine.predict import enable_mc_dropout
 
@@ -172,7 +175,7 @@ def run_evaluate(args: EvaluateArgs) -> dict:
             return {"": object_part(frame, np.zeros((0, passes, len(classes))), np.zeros(0)),
                     ".rows": row_table(frame, np.zeros((0, len(classes))), np.zeros(0))}
         bands = input_bands(plugin, model.config, frame, unit.path, encoder)
-        collate = inference_collator(plugin, model.config, bands, args.seed)
+        collate = wrap(inference_collator(plugin, model.config, bands, args.seed))
         frame = with_metadata(frame, encoder, model.config)
         tables = {}
         if cutoffs:

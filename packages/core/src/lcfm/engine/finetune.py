@@ -48,6 +48,13 @@ from lcfm.engine.checkpoint import (
     run_record,
     save_checkpoint,
 )
+from lcfm.engine.extra_features import (
+    attach_features,
+    feature_route,
+    features_for,
+    fit_feature_scaler,
+    save_feature_scaler,
+)
 from lcfm.engine.finetune_report import (
     few_shot_summary,
     finish,
@@ -55,7 +62,14 @@ from lcfm.engine.finetune_report import (
     write_interrupted,
 )
 from lcfm.engine.inference import folder_output
-from lcfm.engine.metadata import fit_encoder, load_encoder, metadata_key, with_metadata
+from lcfm.engine.metadata import (
+    fit_encoder,
+    load_encoder,
+    metadata_key,
+    size_metadata,
+    with_feature_metadata,
+    with_metadata,
+)
 from lcfm.engine.training import (
     REPORT_TO,
     Selection,
@@ -152,6 +166,13 @@ class FinetuneArgs:
                                                "that supports it, else no).",
                                          choices=PRECISIONS)
     report_to: str = option("none", "Experiment tracker.", choices=REPORT_TO)
+    features: bool = option(False, "Feed each object's classical features (lcfm features: "
+                                   "periods, amplitudes, moments, colours per band) to the "
+                                   "model: into the classification head of Astromer, AstroCo "
+                                   "and ASTRAFier, through ATCAT's metadata token.")
+    features_file: Path | None = option(None, "Features file of `lcfm features` for "
+                                              "--features (default: computed into "
+                                              "OUTPUT/features.parquet).")
     baseline: bool = option(True, "Also score the classical baseline (features + random "
                                   "forest) on the same objects (baseline_macro_f1).")
     config_overrides: dict = option(default_factory=dict, help="Model configuration values "
@@ -264,6 +285,16 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     encoder = load_encoder(checkpoint) if checkpoint is not None else None
     if encoder is None and args.metadata:
         encoder = fit_encoder(survey_name, config, parts["train"], checkpoint is None)
+    features = scaler = None
+    if args.features or args.features_file is not None:  # issue 12 item 3
+        features = features_for(args.data, output, args.features_file, progress=args.progress)
+        scaler = fit_feature_scaler(features, parts["train"]["object_id"].unique().to_list())
+        if feature_route(config) == "head":  # sized before the model is built
+            config.num_extra_features = scaler.n_features
+        else:  # ATCAT: the features ride on the metadata token
+            encoder = with_feature_metadata(encoder, features, scaler)
+            size_metadata(config, encoder, parts["train"], checkpoint is None)
+    head_features = scaler is not None and feature_route(config) == "head"
     extras = {}
     if encoder is not None:
         summaries = pl.concat(list(parts.values()), how="vertical_relaxed")
@@ -300,10 +331,14 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     weights = class_weights(np.ones_like(counts) if balanced else counts)
     model_config = model.config  # `model` becomes a DistributedDataParallel wrapper on ranks
 
+    def with_features(collate):
+        return attach_features(collate, features, scaler) if head_features else collate
+
     def collator(train: bool):
         # evaluation passes need no labels (predict_frame scores them against `_ids`)
-        return plugin.collator(model_config, task="classify", train=train, bands=bands,
-                               label2id=label2id if train else None, seed=args.seed)
+        return with_features(plugin.collator(model_config, task="classify", train=train,
+                                             bands=bands, label2id=label2id if train else None,
+                                             seed=args.seed))
 
     collate = AugmentedCollate(collator(True), Augmenter(list(recipe.augmentations), args.seed)
                        if recipe.augmentations else None)
@@ -411,13 +446,16 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
         from lcfm.engine.metadata import save_encoder
 
         save_encoder(encoder, survey_name, output)
+    if scaler is not None and accelerator.is_main_process:
+        save_feature_scaler(output, scaler)
     summary = {"steps": state["step"], "process_index": accelerator.process_index,
                "stopped": state["stopped"]}
     if accelerator.is_main_process:  # one process writes the model and its reports
         summary = finish(resolved, accelerator.unwrap_model(model), plugin, parts,
                          class_names, label2id, state, output, best_dir, base_parameters,
                          survey_name, frame_of, recipe=record, split_info=split_info,
-                         num_processes=accelerator.num_processes, workers=workers)
+                         num_processes=accelerator.num_processes, workers=workers,
+                         wrap_collate=with_features, features=features)
     accelerator.wait_for_everyone()
     # the model is saved: the checkpoint keeps the training state only (no second copy)
     save_checkpoint(accelerator, output, state, complete=True)

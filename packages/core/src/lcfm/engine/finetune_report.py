@@ -81,16 +81,17 @@ def few_shot_summary(args, results: list[dict]) -> dict:
     return summary
 
 
-def baseline_score(args, parts: dict) -> tuple[float | None, str | None]:
+def baseline_score(args, parts: dict, features: pl.DataFrame | None = None
+                   ) -> tuple[float | None, str | None]:
     """(held-out macro F1 of the classical baseline on the same objects, or None with the
-    reason it could not be computed)."""
+    reason it could not be computed); `features`: those --features computed, reused."""
     if not args.baseline:
         return None, "not asked (--no-baseline)"
     from lcfm.baseline import baseline_macro_f1
 
     try:
         value = baseline_macro_f1(Path(args.data), parts, n_estimators=BASELINE_TREES,
-                                  seed=args.seed)
+                                  seed=args.seed, features=features)
     except (LcfmError, ValueError, ImportError) as exc:
         return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return value, None if value is not None else "no labeled test objects"
@@ -118,7 +119,8 @@ def plot_validation(validation: list[dict], metric: str, kept: int, path: Path,
 
 def finish(args, model, plugin, parts, class_names, label2id, state, output, best_dir,
            base_parameters, survey_name, frame_of, *, recipe: dict,
-           split_info: dict | None = None, num_processes: int = 1, workers: int = 0) -> dict:
+           split_info: dict | None = None, num_processes: int = 1, workers: int = 0,
+           wrap_collate=None, features: pl.DataFrame | None = None) -> dict:
     """Save the kept model, score the test objects and the baseline, write metrics.json,
     loss_history.json and the plots; returns the summary."""
     from lcfm.engine.save import save_classifier
@@ -133,6 +135,8 @@ def finish(args, model, plugin, parts, class_names, label2id, state, output, bes
             write_splits(folder, parts)
     collate = plugin.collator(model.config, task="classify", train=False,
                               bands=model.config.lcfm_bands, label2id=None, seed=args.seed)
+    if wrap_collate is not None:  # --features: each batch carries its objects' features
+        collate = wrap_collate(collate)
     test = parts["test"].filter(pl.col("label").is_in(class_names))
     report = None
     if test.height:
@@ -140,7 +144,7 @@ def finish(args, model, plugin, parts, class_names, label2id, state, output, bes
         probs = predict_frame(model, plugin, test, collate, len(class_names),
                               args.batch_size).probs
         report = classification_report(_ids(test, label2id), probs, class_names)
-    baseline, why = baseline_score(args, parts)
+    baseline, why = baseline_score(args, parts, features)
     metric = recipe["values"]["selection"]
     summary = {
         "model": args.model, "plugin": plugin.name, "survey": survey_name,

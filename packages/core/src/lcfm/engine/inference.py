@@ -26,6 +26,7 @@ Options are declared once (`lcfm.options`): `PredictArgs`, `EmbedArgs`; `run_pre
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +166,31 @@ def load_classifier_parts(model_dir: Path):
     return plugin, model, classes, load_encoder(model_dir)
 
 
+def feature_inputs(model_dir: Path, config, encoder, data: Path,
+                   features_file: Path | None = None):
+    """(collator wrapper, metadata encoder) for a classifier trained with `--features`
+    (`lcfm.engine.extra_features`): the data's classical features, read from
+    `features_file` or computed here, scaled as in training (`features_scaler.json`), go
+    into the head of Astromer/AstroCo/ASTRAFier or onto ATCAT's metadata token. A model
+    trained without features gets (identity, encoder)."""
+    from lcfm.engine.extra_features import (
+        attach_features,
+        feature_route,
+        features_for,
+        load_feature_scaler,
+    )
+    from lcfm.engine.metadata import with_feature_metadata
+
+    scaler = load_feature_scaler(model_dir)
+    if scaler is None:
+        return (lambda collate: collate), encoder
+    with tempfile.TemporaryDirectory(prefix="lcfm-features-") as tmp:
+        features = features_for(data, Path(tmp), features_file)
+    if feature_route(config) == "head":
+        return (lambda collate: attach_features(collate, features, scaler)), encoder
+    return (lambda collate: collate), with_feature_metadata(encoder, features, scaler)
+
+
 def band_summary(data: Path) -> pl.DataFrame:
     """The surveys and bands of a dataset (what `input_bands` checks), read column-wise."""
     scan = scan_shards(data)
@@ -218,6 +244,9 @@ class PredictArgs:
     resume: bool = option(False, "Keep the shards a killed run finished (OUTPUT.parts/) and "
                                  "do the rest; refused when the model, data or options "
                                  "differ.")
+    features: Path | None = option(None, "Features file of `lcfm features` for a model "
+                                         "fine-tuned with --features (default: computed "
+                                         "from the data).")
 
 
 @dataclass
@@ -250,6 +279,7 @@ def run_predict(args: PredictArgs) -> pl.DataFrame:
     mc_samples, seed = int(args.mc_samples), int(args.seed)
     plugin, model, classes, encoder = load_classifier_parts(args.model)
     check_causal(plugin, args.early)
+    wrap, encoder = feature_inputs(args.model, model.config, encoder, args.data, args.features)
     if mc_samples:
         from lcfm.engine.predict import enable_mc_dropout
 
@@ -264,7 +294,7 @@ def run_predict(args: PredictArgs) -> pl.DataFrame:
 
     def work(unit, frame):
         bands = input_bands(plugin, model.config, frame, unit.path, encoder)
-        collate = inference_collator(plugin, model.config, bands, seed)
+        collate = wrap(inference_collator(plugin, model.config, bands, seed))
         frame = with_metadata(frame, encoder, model.config)
         tables = {}
         if args.early or cutoffs:
