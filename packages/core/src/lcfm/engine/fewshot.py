@@ -71,12 +71,18 @@ class FewShotArgs:
     adapt_steps: int = option(0, "Reconstruction fine-tuning steps on each scenario's "
                                  "training objects before classification (Astromer 2 "
                                  "sect. 5.1; 0: skip).")
-    max_steps: int = option(500, "Classifier optimiser steps per scenario.")
-    batch_size: int = option(32, "Light curves per batch.")
-    lr_encoder: float = option(1e-4, "Encoder learning rate (full and LoRA modes).")
-    lr_head: float = option(1e-3, "Head learning rate.")
-    patience: int = option(5, "Early-stopping patience (evaluations).")
-    eval_every: int = option(0, "Evaluate every N steps (0: ten evaluations per run).")
+    recipe: str | None = option(None, "Fine-tuning recipe of the classifier (see `lcfm "
+                                      "recipes`; default: the model's paper recipe).")
+    max_steps: int | None = option(None, "Classifier optimiser steps per scenario (default: "
+                                         "the recipe's).")
+    batch_size: int | None = option(None, "Light curves per batch (default: the recipe's).")
+    lr_encoder: float | None = option(None, "Encoder learning rate, full and LoRA modes "
+                                            "(default: the recipe's).")
+    lr_head: float | None = option(None, "Head learning rate (default: the recipe's).")
+    patience: int | None = option(None, "Early-stopping patience in steps (default: the "
+                                        "recipe's).")
+    eval_every: int | None = option(None, "Evaluate every N steps (default: the recipe's or "
+                                          "ten evaluations per run).")
     lora_rank: int = option(8, "LoRA rank (mode lora).")
     seed: int = option(0, "Seed of splits, sampling and training.")
     progress: bool = option(True, "Progress bars.", cli=False)
@@ -120,7 +126,8 @@ def _finetune_args(args: FewShotArgs, output: Path, model: str | None = None
     return FinetuneArgs(
         data=Path(args.data), model=model or args.model, output=output,
         freeze_encoder=args.mode == "frozen", lora=args.mode == "lora",
-        lora_rank=args.lora_rank, max_steps=args.max_steps, batch_size=args.batch_size,
+        lora_rank=args.lora_rank, recipe=args.recipe, max_steps=args.max_steps,
+        batch_size=args.batch_size,
         lr_encoder=args.lr_encoder, lr_head=args.lr_head, patience=args.patience,
         eval_every=args.eval_every, seed=args.seed, progress=args.progress, workers=args.workers,
         config_overrides=dict(args.config_overrides))
