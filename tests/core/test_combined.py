@@ -89,3 +89,22 @@ def test_astrafier_trains_on_kepler_plus_tess_and_classifies_tess_alone(parts, t
     assert summary["steps"] >= 1
     catalog = predict(tmp_path / "model", data["tess_qlp"], tmp_path / "tess.parquet")
     assert catalog.height == pl.read_parquet(data["tess_qlp"] / "part-*.parquet").height
+
+
+def test_pretraining_on_a_combined_dataset_names_it_by_its_members(parts, tmp_path):
+    from lcfm.engine.pretrain import PretrainArgs, pretrain
+    from lcfm.registry import get_model
+
+    _, data = parts
+    combine([data["kepler"], data["tess_qlp"]], tmp_path / "both")
+    with pytest.raises(DataError, match="give --survey kepler\\+tess_qlp"):
+        pretrain(PretrainArgs(survey="kepler", output=tmp_path / "no", data=tmp_path / "both",
+                              model="astromer-v2", max_steps=2, progress=False))
+    metrics = pretrain(PretrainArgs(
+        survey="tess_qlp+kepler", output=tmp_path / "pre", data=tmp_path / "both",
+        model="astromer-v2", max_steps=2, batch_size=8, workers=0, progress=False,
+        config_overrides=dict(get_model("astromer").tiny)))
+    assert metrics["steps"] == 2
+    config = json.loads((tmp_path / "pre" / "config.json").read_text())
+    assert config["lcfm_survey"] == "kepler+tess_qlp"
+    assert set(config["lcfm_bands"]) == {"kepler", "tess"}

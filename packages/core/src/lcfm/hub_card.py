@@ -172,13 +172,14 @@ def training_section(metrics: dict | None, data: dict) -> list[str]:
     if _is_pretraining(metrics):
         validation = metrics.get("validation") or []
         rows = [("objective", "self-supervised pretraining"), ("starting point", start),
+                ("recipe", (metrics.get("recipe") or {}).get("name", "-")),
                 ("data", data["name"]),
                 ("training / validation light curves",
                  f"{metrics.get('train_light_curves')} / {metrics.get('validation_light_curves')}"),
                 ("steps", metrics.get("steps")), ("batch size", number(args.get("batch_size"))),
                 ("learning rate", number(args.get("learning_rate"))),
                 ("weight decay", number(args.get("weight_decay"))),
-                ("warm-up fraction", number(args.get("warmup_fraction"))),
+                ("warm-up steps", number(args.get("warmup_steps"))),
                 ("seed", args.get("seed")),
                 ("loss (first → last step)",
                  f"{metric(metrics.get('first_loss'))} → {metric(metrics.get('final_loss'))}"),
@@ -187,7 +188,8 @@ def training_section(metrics: dict | None, data: dict) -> list[str]:
         mode = (f"LoRA adapters (rank {args.get('lora_rank')}) and the head" if args.get("lora")
                 else "head only (frozen encoder)" if args.get("freeze_encoder") else "full")
         rows = [("objective", f"classification, loss {args.get('loss')}"),
-                ("starting point", start), ("trained weights", mode), ("data", data["name"]),
+                ("starting point", start), ("trained weights", mode),
+                ("recipe", (metrics.get("recipe") or {}).get("name", "-")), ("data", data["name"]),
                 ("training / validation / test light curves",
                  f"{metrics.get('train_light_curves')} / {metrics.get('validation_light_curves')}"
                  f" / {metrics.get('test_light_curves')}"),

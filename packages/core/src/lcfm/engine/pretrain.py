@@ -214,14 +214,17 @@ def _prepare_data(args: PretrainArgs, survey) -> tuple[Path, str]:
 
 def _check_survey(frame, survey, source: str) -> None:
     """The checkpoint is stamped with `--survey` (name and band wavelengths): data of another
-    survey, or of several, would train under the wrong bands and be published as the wrong
-    survey, so it is refused."""
+    survey would train under the wrong bands and be published as the wrong survey, so it is
+    refused. A combined dataset (`lcfm combine`) pretrains under its "+" name
+    (`--survey kepler+tess_qlp`)."""
+    from lcfm.combined import SEPARATOR, member_names
+
     found = sorted(frame["survey"].drop_nulls().unique().to_list())
-    if not found or found == [survey.name]:
+    if not found or found == [survey.name] or found == sorted(member_names(survey.name)):
         return
     if len(found) > 1:
         raise DataError(f"{source}: holds light curves of several surveys ({', '.join(found)});"
-                        f" pretrain on one survey at a time (--survey {survey.name})")
+                        f" give --survey {SEPARATOR.join(found)} to pretrain on all of them")
     raise DataError(f"{source}: light curves of survey {found[0]!r}, but --survey is "
                     f"{survey.name!r} (give --survey {found[0]}, or data of {survey.name})")
 
