@@ -26,6 +26,7 @@ folders holding the same object of the same survey are refused as duplicates.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 from lcfm.dataset_card import write_dataset_card
 from lcfm.dataset_lock import SHARD_GLOB, atomic_file, write_text_atomic, writing
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.options import option
 from lcfm.shards import read_summaries, shard_paths
 from lcfm.survey import SurveyPlugin, Taxonomy
 
@@ -183,5 +185,20 @@ def combine(datasets: list[Path], output: Path) -> dict:
     return report
 
 
-__all__ = ["CombinedSurvey", "SEPARATOR", "combine", "combined_survey", "is_combined",
-           "member_names", "qualified_ids"]
+@dataclass
+class CombineArgs:
+    """Options of `lcfm combine`."""
+
+    data: list[Path] = option(help="Dataset folders to combine (repeat --data; at least "
+                                   "two, e.g. an ingested Kepler and an ingested TESS folder).")
+    output: Path = option(help="Empty folder for the combined shards, report.json and "
+                               "dataset card.")
+
+
+def run_combine(args: CombineArgs) -> dict:
+    """`combine` from a `CombineArgs`."""
+    return combine(list(args.data), args.output)
+
+
+__all__ = ["CombineArgs", "CombinedSurvey", "SEPARATOR", "combine", "combined_survey",
+           "is_combined", "member_names", "qualified_ids", "run_combine"]
