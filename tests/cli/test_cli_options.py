@@ -28,6 +28,8 @@ ARGS = {
     "embed": "lcfm.engine.evaluate:EmbedArgs",
     "baseline": "lcfm.baseline:BaselineArgs",
     "simulate": "lcfm.simulate:SimulateArgs",
+    "combine": "lcfm.combined:CombineArgs",
+    "ensemble": "lcfm.engine.ensemble:EnsembleArgs",
     "push": "lcfm.hub:PushArgs",
 }
 #: commands that must print their result as JSON with --json

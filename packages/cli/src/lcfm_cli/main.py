@@ -50,10 +50,14 @@ GENERATED = {
              "lcfm_cli.push_command:push_command"),
     "reproduce": ("A paper's headline experiment end to end on simulated data.",
                   "lcfm_cli.reproduce_command:reproduce_command"),
+    "combine": ("Combine dataset folders of several surveys into one.",
+                "lcfm_cli.combine_command:combine_command"),
+    "ensemble": ("Train an ensemble of classifiers on resampled training objects.",
+                 "lcfm_cli.combine_command:ensemble_command"),
 }
-ORDER = ("surveys", "models", "recipes", "ingest", "simulate", "pretrain", "finetune",
-         "fewshot", "evaluate", "predict", "embed", "features", "baseline", "bench", "push",
-         "reproduce")
+ORDER = ("surveys", "models", "recipes", "ingest", "simulate", "combine", "pretrain",
+         "finetune", "ensemble", "fewshot", "evaluate", "predict", "embed", "features",
+         "baseline", "bench", "push", "reproduce")
 
 
 class Interrupted(Exception):
