@@ -71,7 +71,7 @@ def main() -> None:
                  [(m, lambda d, m=m: f"{d['models'][m]['elasticc']['padding_fraction']:.1%}")
                   for m in models])
     out += table("2-process CPU run (`ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu "
-                 "--num_processes 2`)", "multiprocess", [
+                 "--num_processes 2`)", "two_processes", [
                      ("pretrain exit status", lambda d: d["pretrain"]["returncode"]),
                      ("pretrain num_processes recorded", lambda d:
                       d["pretrain"]["num_processes_recorded"]),

@@ -14,7 +14,7 @@ export LCFM_BENCH_LABEL=$LABEL
 export PYTHONPATH=$CHECKOUT/packages/core/src:$CHECKOUT/packages/surveys/src:$CHECKOUT/packages/models/src:$CHECKOUT/packages/cli/src
 export HF_HUB_OFFLINE=1 PYTHONWARNINGS=ignore
 cd "$HERE"
-for script in ${SCRIPTS:-startup data_path multiprocess pretrain_memory bench_cli}; do
+for script in ${SCRIPTS:-startup data_path two_processes pretrain_memory bench_cli}; do
   echo "== $script ($LABEL, $CHECKOUT)"
   "$PY" "$script.py"
 done
