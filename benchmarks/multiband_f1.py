@@ -18,8 +18,8 @@ Writes OUTPUT/multiband_f1.json and OUTPUT/multiband_f1.md.
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import time
 from pathlib import Path
 
