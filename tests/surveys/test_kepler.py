@@ -70,7 +70,7 @@ def test_every_real_file_exact_counts_and_standardized_values(shared_data):
     files = sorted(kepler_dir(shared_data).glob("*_llc.fits"))
     assert len(files) == 22
     expected = [expected_from_fits(f) for f in files]
-    rows, report = read_all(KeplerSurvey(), kepler_dir(shared_data))
+    rows, report = read_all(KeplerSurvey(stitch=False), kepler_dir(shared_data))
 
     assert len(rows) == 22 == report.light_curves_written
     assert {r["object_id"] for r in rows} == STARS == {e["kic"] for e in expected}
@@ -100,7 +100,7 @@ def test_every_real_file_exact_counts_and_standardized_values(shared_data):
 
 def test_metadata_from_the_header(shared_data):
     path = kepler_dir(shared_data) / "kplr005899262-2009131105131_llc.fits"
-    (row,), _ = read_all(KeplerSurvey(), path)
+    (row,), _ = read_all(KeplerSurvey(stitch=False), path)
     meta = row["meta"]
     assert (meta["quarter"], meta["season"], meta["channel"]) == (0, 3, 69)
     assert (meta["module"], meta["output"], meta["skygroup"]) == (20, 1, 73)
@@ -114,7 +114,7 @@ def test_metadata_from_the_header(shared_data):
 def test_quality_bitmask_option(shared_data, mask_option, mask):
     path = kepler_dir(shared_data) / "kplr002556081-2009259160929_llc.fits"
     exp = expected_from_fits(path, mask)
-    survey = KeplerSurvey(quality_bitmask=mask_option, preprocessing="none")
+    survey = KeplerSurvey(stitch=False, quality_bitmask=mask_option, preprocessing="none")
     (row,), report = read_all(survey, path)
     np.testing.assert_array_equal(row["time"], exp["time"])
     assert report.points_written + sum(report.points_rejected.values()) == exp["raw"]
@@ -131,10 +131,11 @@ def test_default_mask_drops_flagged_but_finite_cadences(shared_data):
         flagged_finite = time[(quality & DEFAULT_MASK != 0) & finite]
         benign = time[(quality != 0) & (quality & DEFAULT_MASK == 0) & finite]
     assert flagged_finite.size == 12 and benign.size == 1082
-    (row,), report = read_all(KeplerSurvey(flux_column="SAP_FLUX"), path)
+    (row,), report = read_all(KeplerSurvey(stitch=False, flux_column="SAP_FLUX"), path)
     assert not np.isin(flagged_finite, row["time"]).any()
     assert np.isin(benign, row["time"]).all()  # e.g. cosmic-ray flags stay in by default
-    (strict,), _ = read_all(KeplerSurvey(flux_column="SAP_FLUX", quality_bitmask="all"), path)
+    (strict,), _ = read_all(KeplerSurvey(stitch=False, flux_column="SAP_FLUX",
+                                         quality_bitmask="all"), path)
     assert not np.isin(benign, strict["time"]).any()
     assert strict["time"].size == row["time"].size - benign.size
 
@@ -142,16 +143,16 @@ def test_default_mask_drops_flagged_but_finite_cadences(shared_data):
 def test_sap_flux_option(shared_data):
     path = kepler_dir(shared_data) / "kplr010002792-2010174085026_llc.fits"
     exp = expected_from_fits(path, column="SAP_FLUX")
-    (row,), _ = read_all(KeplerSurvey(flux_column="sap", preprocessing="none"), path)
+    (row,), _ = read_all(KeplerSurvey(stitch=False, flux_column="sap", preprocessing="none"), path)
     np.testing.assert_array_equal(row["value"], exp["flux"].astype(np.float32))
     np.testing.assert_array_equal(row["error"], exp["err"].astype(np.float32))
     assert row["meta"]["flux_column"] == "SAP_FLUX"
     with pytest.raises(ConfigError, match="flux_column"):
-        KeplerSurvey(flux_column="KSPSAP_FLUX")
+        KeplerSurvey(stitch=False, flux_column="KSPSAP_FLUX")
     with pytest.raises(ConfigError, match="quality_bitmask"):
-        KeplerSurvey(quality_bitmask="sometimes")
+        KeplerSurvey(stitch=False, quality_bitmask="sometimes")
     with pytest.raises(ConfigError, match="no option"):
-        KeplerSurvey(window=3)
+        KeplerSurvey(stitch=False, window=3)
 
 
 def test_stitching_one_row_per_star_each_quarter_median_normalised(shared_data):
@@ -203,14 +204,14 @@ def test_stitched_and_standardized_through_ingest(shared_data, tmp_path):
 def test_labels_joined_from_a_catalogue(shared_data, tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("KIC,class\nKIC 5899262,eclipse\n002556081,solar-like\n")
-    rows, _ = read_all(KeplerSurvey(labels=str(csv)), kepler_dir(shared_data))
+    rows, _ = read_all(KeplerSurvey(stitch=False, labels=str(csv)), kepler_dir(shared_data))
     labels = {r["object_id"]: r["label"] for r in rows}
     assert labels == {"5899262": "ECLIPSE", "2556081": "SOLARLIKE", "8417738": None,
                       "10002792": None}
     csv.write_text("KIC,class\n5899262,ECLIPSE\n2556081,INSTRUMENT/JUNK\n")
     with pytest.raises(InputFileError, match=r"labels\.csv, line 3: unknown class "
                                              r"'INSTRUMENT/JUNK'"):
-        read_all(KeplerSurvey(labels=str(csv)), kepler_dir(shared_data))
+        read_all(KeplerSurvey(stitch=False, labels=str(csv)), kepler_dir(shared_data))
 
 
 def test_bundled_sample_ingests(tmp_path):
@@ -220,16 +221,19 @@ def test_bundled_sample_ingests(tmp_path):
     sample = survey.sample_path()
     assert sum(p.stat().st_size for p in sample.iterdir()) < 1_500_000
     assert (sample / "LICENSE").read_text().count("MIT License") == 2
-    report = ingest(survey, None, tmp_path / "out")
-    assert (report.light_curves_read, report.light_curves_written) == (7, 7)
-    assert (report.points_read, report.points_written) == (17572, 16812)
+    report = ingest(survey, None, tmp_path / "out")  # one light curve per star by default
+    assert report.light_curves_written == 4
+    assert report.points_written == 16812  # the 7 quarters' points, stitched per star
     assert report.balanced
     frame = pl.read_parquet(tmp_path / "out" / "*.parquet")
-    assert frame["object_id"].n_unique() == 4
+    assert frame["object_id"].n_unique() == frame.height == 4
+    quarters = ingest(KeplerSurvey(stitch=False), None, tmp_path / "quarters")
+    assert (quarters.light_curves_read, quarters.light_curves_written) == (7, 7)
+    assert (quarters.points_read, quarters.points_written) == (17572, 16812)
 
 
 def test_format_detection(shared_data, tmp_path):
-    survey = KeplerSurvey()
+    survey = KeplerSurvey(stitch=False)
     renamed = tmp_path / "my_star.fits"
     shutil.copy(kepler_dir(shared_data) / "kplr008417738-2009131105131_llc.fits", renamed)
     assert survey.reader_for(renamed).name == "llc"  # recognised by its header
@@ -283,7 +287,7 @@ def test_bad_files_raise_one_line_errors_naming_the_file(shared_data, tmp_path, 
     else:
         path.write_text("SIMPLE = this is not FITS\n")
     with pytest.raises(InputFileError) as info:
-        read_all(KeplerSurvey(), path)
+        read_all(KeplerSurvey(stitch=False), path)
     text = str(info.value)
     assert text.startswith(str(path)) and message in text and "\n" not in text
 
@@ -301,12 +305,12 @@ def test_bad_file_in_a_folder_is_rejected_by_name(shared_data, tmp_path):
     bad = folder / "kplr000000002-2009131105131_llc.fits"
     bad.write_bytes((kepler_dir(shared_data) / "kplr005899262-2009131105131_llc.fits")
                     .read_bytes()[:3000])
-    report = ingest(KeplerSurvey(), folder, tmp_path / "out")
+    report = ingest(KeplerSurvey(stitch=False), folder, tmp_path / "out")
     assert report.files_read == 1 and report.light_curves_written == 1
     (rejected,) = json.loads((tmp_path / "out" / "report.json").read_text())["files_rejected"]
     assert rejected["file"] == str(bad) and "truncated" in rejected["reason"]
     with pytest.raises(InputFileError, match=str(bad)):
-        ingest(KeplerSurvey(), folder, tmp_path / "strict", strict=True)
+        ingest(KeplerSurvey(stitch=False), folder, tmp_path / "strict", strict=True)
 
 
 def test_light_curve_with_no_valid_cadence_is_counted(tmp_path):
@@ -315,7 +319,7 @@ def test_light_curve_with_no_valid_cadence_is_counted(tmp_path):
         "TIME": np.arange(n, dtype=float), "PDCSAP_FLUX": np.full(n, np.nan),
         "PDCSAP_FLUX_ERR": np.ones(n), "SAP_QUALITY": np.array([0, 0, 0, 0, 8, 8], np.int32),
     }, {"KEPLERID": 3, "QUARTER": 0})
-    rows, report = read_all(KeplerSurvey(), path)
+    rows, report = read_all(KeplerSurvey(stitch=False), path)
     assert rows == []
     assert report.light_curves_rejected == {"no valid cadences": 1}
     assert report.points_rejected == {"SAP_QUALITY flag set (bitmask 1130799)": 2,

@@ -15,8 +15,12 @@ Options (`lcfm ingest --survey kepler --option key=value`):
   aperture/collateral, 1024 sudden sensitivity dropout, 2048 impulsive outlier,
   32768 no fine point, 131072/262144 rolling band, 524288 possible thruster firing.
   "all" drops any flagged cadence, "none" none.
-- `stitch` = false (default: one row per quarter) | true (one row per star; each quarter
-  is divided by its median flux before concatenation; see `reader.py`).
+- `stitch` = true (default: one row per star; each quarter is divided by its median flux
+  before concatenation; see `reader.py`) | false (one row per quarter). One light curve
+  per star is what ASTRAFier classifies (sect. 4.1: the Kepler benchmark labels stars,
+  and a model window of 1,171 cadences, ~24 days at 29.4 min, is drawn from anywhere in
+  the star's light curve in training, while inference averages every window, issue 9);
+  per-quarter rows cropped to their first window left most of each star unseen.
 - `labels` = path of a CSV with columns `KIC` and `class` (ASTRAFier's Kepler classes).
 - `preprocessing` = astrafier (default) | none.
 
@@ -81,7 +85,7 @@ class KeplerSurvey(SurveyPlugin):
     options = {
         "flux_column": "PDCSAP_FLUX",
         "quality_bitmask": "default",
-        "stitch": False,
+        "stitch": True,
         "labels": None,
         "preprocessing": "astrafier",
     }
