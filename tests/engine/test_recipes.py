@@ -218,3 +218,30 @@ def test_recipes_listing_and_json(capsys):
     astroco = next(r for r in records if r["name"] == "astroco-s")
     assert astroco["values"]["learning_rate"] == 7.5e-4
     assert astroco["sources"]["learning_rate"].startswith("appendix A")
+
+
+def test_paper_corpus_options_apply_where_lcfm_builds_the_corpus(tmp_path):
+    """Astromer 2 pretrains on one MACHO band with the moment filter (sect. 4.1), AstroCo on
+    MACHO R (Table 1): pretraining on the bundled sample ingests it that way, and says so."""
+    import json
+
+    from lcfm.engine.pretrain import PretrainArgs, pretrain
+    from lcfm.recipes import get_recipe
+    from lcfm.registry import get_model, get_survey
+
+    astromer = get_recipe("astromer-2-pretrain")
+    assert dict(astromer.survey_options["macho"]) == {"band": "R", "moment_filter": True}
+    assert "kurtosis" in astromer.sources["survey_options"]
+    assert dict(get_recipe("astroco-s").survey_options["macho"]) == {"band": "R"}
+    macho = astromer.survey_plugin(get_survey("macho"))
+    assert macho.opts["band"] == "R" and macho.opts["moment_filter"] is True
+    pretrain(PretrainArgs(survey="macho", output=tmp_path / "run", model="astromer-v2",
+                          max_steps=1, batch_size=4, workers=0, progress=False,
+                          config_overrides=dict(get_model("astromer").tiny)))
+    report = json.loads((tmp_path / "run" / "data" / "report.json").read_text())
+    bands = {b for part in __import__("polars").read_parquet(
+        tmp_path / "run" / "data" / "part-*.parquet")["band"].to_list() for b in part}
+    assert bands == {"R"}  # B rows left out and counted
+    assert sum(report["light_curves_rejected"].values()) > 0
+    recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())["recipe"]
+    assert recorded["values"]["survey_options"]["macho"]["moment_filter"] is True

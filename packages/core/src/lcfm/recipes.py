@@ -50,7 +50,7 @@ STAGE_FIELDS = {
                                  "balanced_batches", "augmentations", "classifier"),
 }
 OPTIONAL = ("decay_start", "half_life", "max_steps", "max_epochs", "patience_steps",
-            "patience_epochs", "eval_every", "fallback_loss")
+            "patience_epochs", "eval_every", "fallback_loss", "survey_options")
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,11 @@ class Recipe:
     #: the paper's classifier protocol (full fine-tuning, frozen encoder + head, LoRA);
     #: `lcfm fewshot` and other protocols read it, `finetune` follows its own flags
     classifier: str = "full"
+    #: survey -> ingest options the paper's corpus needs (MACHO R band only, Astromer 2's
+    #: moment filter); applied where lcfm builds the corpus itself (pretraining on a
+    #: survey's bundled sample or simulator, `lcfm reproduce`) and recorded in metrics.json;
+    #: data ingested beforehand keeps the options it was ingested with
+    survey_options: Mapping[str, Mapping[str, Any]] | None = None
 
     def __post_init__(self):
         where = f"recipe {self.name!r}"
@@ -142,7 +147,7 @@ class Recipe:
                 continue
             value = getattr(self, f.name)
             if isinstance(value, Mapping):
-                value = dict(value)
+                value = {k: dict(v) if isinstance(v, Mapping) else v for k, v in value.items()}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -153,6 +158,11 @@ class Recipe:
         return {"name": self.name, "stage": self.stage, "paper": self.paper,
                 "values": self.values(), "sources": dict(self.sources),
                 "overrides": dict(overrides or {})}
+
+    def survey_plugin(self, survey):
+        """`survey` with the ingest options this recipe asks for it (or as it is)."""
+        options = dict((self.survey_options or {}).get(survey.name, {}))
+        return survey.with_options(**options) if options else survey
 
     def loss_terms(self, use_fallback: bool = False) -> dict[str, float]:
         """The loss as {name: weight}; "model" is {"model": 1.0}."""

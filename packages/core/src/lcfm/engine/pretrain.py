@@ -271,7 +271,9 @@ def pretrain(args: PretrainArgs) -> dict:
     accelerator = make_accelerator(output, mixed_precision=precision[0],
                                    grad_accum=args.grad_accum, report_to=args.report_to)
     with accelerator.main_process_first():  # rank 0 ingests a bundled sample, once
-        data_dir, data_source = _prepare_data(args, survey)
+        # a corpus lcfm builds itself follows the recipe's ingest options (MACHO R only,
+        # Astromer 2's moment filter); given --data keeps those it was ingested with
+        data_dir, data_source = _prepare_data(args, recipe.survey_plugin(survey))
     index = ShardIndex(data_dir)
     summaries = index.summaries()
     _check_survey(summaries, survey, data_source)

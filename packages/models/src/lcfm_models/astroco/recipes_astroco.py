@@ -37,8 +37,11 @@ def _pretrain(name: str, lr: float, size: str) -> Recipe:
         learning_rate=lr, schedule="constant", warmup_steps=MIN_WARMUP_STEPS,
         max_grad_norm=1.0, batch_size=256, max_epochs=200, loss="model", patience_epochs=20,
         min_steps=0, dropout=_DROPOUT, mixed_precision="bf16",
+        survey_options={"macho": {"band": "R"}},
         sources={**_SOURCES, "learning_rate": f"appendix A: AstroCo-{size} learning rate "
-                                              f"{lr:g}"})
+                                              f"{lr:g}",
+                 "survey_options": "sect. 4 / Table 1: pretrained and scored on MACHO "
+                                   "R-band"})
 
 
 RECIPES = (

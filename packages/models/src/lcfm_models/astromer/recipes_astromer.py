@@ -34,21 +34,28 @@ _PRETRAIN_SOURCES = {
 }
 
 
-def _pretrain(name: str, dropout: float, loss_note: str) -> Recipe:
+def _pretrain(name: str, dropout: float, loss_note: str, moment_filter: bool) -> Recipe:
+    corpus = ("sect. 4.1: 'we maintain the single band input' (the band is not named: R, as "
+              "in AstroCo's comparison on MACHO R-band)")
+    if moment_filter:
+        corpus += ("; 'light curves ... that exhibited Gaussian noise characteristics were "
+                   "removed based on the criteria: |kurtosis| > 10, |skewness| > 1, and std "
+                   "> 0.1' (moment_filter)")
+    macho = {"band": "R", **({"moment_filter": True} if moment_filter else {})}
     return Recipe(
         name=name, stage="pretrain", paper=PAPER, optimizer="adam", betas=(0.9, 0.999),
         eps=1e-8, weight_decay=0.0, learning_rate=1e-3, schedule="constant",
         warmup_steps=MIN_WARMUP_STEPS, max_grad_norm=None, batch_size=256, max_steps=10000,
         loss="model", patience_steps=2000, min_steps=1000,
-        dropout={"attention_output_dropout": dropout},
-        sources={**_PRETRAIN_SOURCES, "loss": loss_note})
+        dropout={"attention_output_dropout": dropout}, survey_options={"macho": macho},
+        sources={**_PRETRAIN_SOURCES, "loss": loss_note, "survey_options": corpus})
 
 
 RECIPES = (
     _pretrain("astromer-1-pretrain", 0.0, "the model's masked-reconstruction RMSE on the "
-              "probed subset, eq. 4 (sect. 2.5)"),
+              "probed subset, eq. 4 (sect. 2.5)", moment_filter=False),
     _pretrain("astromer-2-pretrain", 0.1, "the model's masked-reconstruction RMSE weighted by "
-              "the reciprocal normalised uncertainties, eq. 5 (sect. 3.3)"),
+              "the reciprocal normalised uncertainties, eq. 5 (sect. 3.3)", moment_filter=True),
     Recipe(
         name="astromer-2-finetune", stage="finetune", paper=PAPER, optimizer="adam",
         betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, lr_encoder=1e-4, lr_head=1e-3,
