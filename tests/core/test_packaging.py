@@ -106,14 +106,14 @@ def test_test_tools_are_only_in_the_test_requirements():
         for r in _requirement_lines("requirements.txt")
         if not r.startswith("-")
     }
-    test = {
-        _requirement_name(r)
-        for r in _requirement_lines("requirements-test.txt")
-        if not r.startswith("-")
-    }
+    # the test tools are the `test` extra of lcfm-cli, which requirements-test.txt installs
+    assert "-e packages/cli[test]" in _requirement_lines("requirements-test.txt")
+    cli = _pyproject(REPO / "packages" / "cli")["project"]
+    test = {_requirement_name(r) for r in cli["optional-dependencies"]["test"]}
+    assert not test & {_requirement_name(r) for r in cli["dependencies"]}
     for tool in ("pytest", "pytest-xdist", "ruff"):
         assert tool not in runtime, f"{tool} is a test tool but sits in requirements.txt"
-        assert tool in test, f"{tool} missing from requirements-test.txt"
+        assert tool in test, f"{tool} missing from lcfm-cli's test extra"
     # Every third-party module the tests import is installed by one of the two files or
     # comes with a package.
     packages = set()
