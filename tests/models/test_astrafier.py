@@ -368,3 +368,31 @@ def test_time_shift_augmentation_survives_collation():
     plain = collate([row])["times"]
     shifted = collate([dict(row, time_shift=3.0)])["times"]
     assert plain[0, 0] == 0 and torch.allclose(shifted - plain, torch.full_like(plain, 3.0))
+
+
+@pytest.mark.parametrize("removed", ["lstm", "attention", "cnn"])
+def test_table6_ablation_builds_the_model_without_one_module(removed):
+    """Table 6: each ablated model lacks exactly one module (the LSTM with its 3-layer CNN
+    projection, the attention encoder, or the CNN module), keeps everything else, and
+    still classifies."""
+    from lcfm.exceptions import ConfigError
+    from lcfm.registry import get_model
+
+    plugin = get_model("astrafier")
+    full = plugin.classification_class(plugin.make_config(None, **plugin.tiny))
+    ablated = plugin.classification_class(plugin.make_config(
+        None, **plugin.tiny, removed_module=removed))
+    attribute = {"lstm": "bilstm", "attention": "transformer", "cnn": "cnn"}[removed]
+
+    def names(model):
+        return {n for n, _ in model.named_parameters()}
+
+    missing = names(full) - names(ablated)
+    assert missing and not names(ablated) - names(full)
+    assert all(f".{attribute}." in n for n in missing)  # only that module's weights
+    values = torch.randn(2, 20)
+    batch = {"values": values, "times": torch.cumsum(torch.rand(2, 20), 1),
+             "attention_mask": torch.ones(2, 20, dtype=torch.long)}
+    assert ablated(**batch).logits.shape == full(**batch).logits.shape
+    with pytest.raises(ConfigError, match="removed_module"):
+        plugin.make_config(None, **plugin.tiny, removed_module="gru")

@@ -12,6 +12,9 @@ from transformers import PreTrainedConfig
 
 from ..band_pooling import normalise_band_fields, validate_band_fields
 
+#: Table 6 ablations: the module a model is built without (None: the full model)
+REMOVABLE_MODULES = (None, "lstm", "attention", "cnn")
+
 
 class AstrafierConfig(PreTrainedConfig):
     r"""Hyper-parameters of ASTRAFier, a BiLSTM + Transformer + CNN classifier of single-band
@@ -73,6 +76,12 @@ class AstrafierConfig(PreTrainedConfig):
     bands' pooled vectors; `band_names` is set from the training data when a model is built
     from scratch. `num_extra_features` per-object features (periods, colours, ... from
     `lcfm features`) are read by the head beside that vector (0: none).
+
+    `removed_module` (None, "lstm", "attention" or "cnn") builds the ablated models of
+    Table 6: "we remove one module (LSTM, Attention, CNN) from our ASTRAFier model, keeping
+    everything else the same. When we remove LSTM, we also remove the 3-layer CNN in its
+    residual block" (`--config removed_module=lstm`). Removing "attention" removes the
+    Transformer encoder, which carries the time encoding of eqs. 2-3.
     """
 
     model_type = "lcfm_astrafier"
@@ -99,6 +108,7 @@ class AstrafierConfig(PreTrainedConfig):
     band_combine: str = "mean"
     band_names: list[str] | tuple[str, ...] = ()
     num_extra_features: int = 0
+    removed_module: str | None = None
 
     def __post_init__(self, **kwargs):
         # JSON brings tuples back as lists: keep one type so saved and loaded configs compare
@@ -153,6 +163,10 @@ class AstrafierConfig(PreTrainedConfig):
         if not isinstance(self.time_encoding_base, int | float) or self.time_encoding_base <= 1:
             raise ConfigError(f"AstrafierConfig.time_encoding_base must be > 1, "
                               f"got {self.time_encoding_base!r}")
+        if self.removed_module not in REMOVABLE_MODULES:
+            raise ConfigError(f"AstrafierConfig.removed_module must be one of "
+                              f"{', '.join(map(str, REMOVABLE_MODULES))} (Table 6), got "
+                              f"{self.removed_module!r}")
         if self.num_labels is None or self.num_labels < 2:
             raise ConfigError(f"AstrafierConfig.num_labels must be >= 2, got {self.num_labels!r}")
         if self.class_weights is not None:

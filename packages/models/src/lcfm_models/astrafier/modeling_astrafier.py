@@ -257,14 +257,21 @@ class AstrafierBlock(nn.Module):
 
     def __init__(self, config: AstrafierConfig):
         super().__init__()
-        self.bilstm = AstrafierBiLSTMModule(config)
-        self.transformer = AstrafierTransformerEncoder(config)
-        self.cnn = AstrafierCNNModule(config)
+        # Table 6 ablations build the block without one module (config.removed_module)
+        removed = config.removed_module
+        self.bilstm = AstrafierBiLSTMModule(config) if removed != "lstm" else None
+        self.transformer = (AstrafierTransformerEncoder(config) if removed != "attention"
+                            else None)
+        self.cnn = AstrafierCNNModule(config) if removed != "cnn" else None
 
     def forward(self, x, times, mask, key_mask, lengths):
-        x = self.bilstm(x, mask, lengths)
-        x = self.transformer(x, times, mask, key_mask, lengths)
-        return self.cnn(x, mask)  # (batch, time, dim)
+        if self.bilstm is not None:
+            x = self.bilstm(x, mask, lengths)
+        if self.transformer is not None:
+            x = self.transformer(x, times, mask, key_mask, lengths)
+        if self.cnn is not None:
+            x = self.cnn(x, mask)
+        return x  # (batch, time, dim)
 
 
 class AstrafierPreTrainedModel(PreTrainedModel):
