@@ -75,6 +75,10 @@ def _choices(param) -> list[str]:
     for candidate in (annotation, *args):
         if typing.get_origin(candidate) is Literal:
             return [str(a) for a in typing.get_args(candidate)]
+    # a list of choices (comma-separated too) shows them as its metavar "[a|b|c][,...]"
+    metavar = getattr(param, "metavar", None) or ""
+    if metavar.startswith("[") and "|" in metavar:
+        return metavar[1:metavar.index("]")].split("|")
     return []
 
 
@@ -219,6 +223,13 @@ def test_every_option_of_every_command_has_help(group):
 def test_enumerated_options_are_choices(group, name, flag):
     options = _options(_command(group, name))
     assert flag in options and _choices(options[flag]), f"lcfm {name} {flag} has no choices"
+
+
+def test_a_loss_outside_the_choices_is_a_one_line_error(lcfm_cli, tmp_path):
+    code, _, err = lcfm_cli("finetune", "--data", tmp_path, "--model", "astromer",
+                            "--output", tmp_path / "o", "--loss", "ce,hinge")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "hinge" in err and "soft_f1" in err
 
 
 def test_every_printing_command_has_json(group):

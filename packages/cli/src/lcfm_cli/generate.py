@@ -78,6 +78,8 @@ def _parameter(spec: OptionSpec) -> inspect.Parameter:
                "json": "VALUE"}.get(spec.kind)
     if spec.kind == "list" and (spec.item in (int, float) or spec.choices):
         metavar = "VALUE[,VALUE...]"
+    if spec.kind == "list" and spec.choices:  # checked when the values are resolved
+        metavar = "[" + "|".join(spec.choices) + "][,...]"
     if spec.kind in ("list", "dict") and help_text and "repeat" not in help_text.lower():
         help_text += " (repeatable)"
     info = typer.Option(*decls, help=help_text, show_default=_shown_default(spec),

@@ -85,7 +85,7 @@ from lcfm.engine.training import (
     stop_tracking,
 )
 from lcfm.exceptions import ConfigError, DataError
-from lcfm.losses import class_weights, parse_loss
+from lcfm.losses import LOSSES, class_weights, parse_loss
 from lcfm.options import option
 from lcfm.recipes import (
     OPTIMIZERS,
@@ -130,9 +130,12 @@ class FinetuneArgs:
                                             "the run)" + _RECIPE + ".")
     max_grad_norm: float | None = option(None, "Gradient clipping norm, 0 for none" + _RECIPE
                                          + ".")
-    loss: str | None = option(None, "weighted_ce (w_c = N/N_c), ce, soft_f1, focal, a sum "
-                                    "such as ce+soft_f1 or ce:1,soft_f1:0.5, or model (the "
-                                    "model's own objective)" + _RECIPE + ".")
+    loss: list[str] | None = option(None, "Loss terms, summed with equal weights when "
+                                          "several (--loss ce --loss soft_f1): weighted_ce "
+                                          "(w_c = N/N_c), ce, soft_f1, focal, or model (the "
+                                          "model's own objective); weighted sums in a --config "
+                                          "file as 'ce:1,soft_f1:0.5'" + _RECIPE + ".",
+                                    choices=(*LOSSES, "model"))
     label_smoothing: float | None = option(None, "Label smoothing of the cross-entropies"
                                            + _RECIPE + ".")
     selection: str | None = option(None, "Validation metric that selects the kept model"
@@ -258,8 +261,11 @@ def _rows(part: pl.DataFrame) -> np.ndarray:
 
 def _recipe(args: FinetuneArgs, plugin, checkpoint):
     overrides = {field: getattr(args, name) for name, field in RECIPE_OPTIONS.items()}
-    if isinstance(overrides["loss"], str):
-        overrides["loss"] = parse_loss(overrides["loss"])
+    loss = overrides["loss"]
+    if isinstance(loss, list | tuple):  # the CLI's terms: one name, or an equal-weight sum
+        loss = loss[0] if len(loss) == 1 else "+".join(loss)
+    if isinstance(loss, str):
+        overrides["loss"] = parse_loss(loss)
     config_name = None if checkpoint is not None else find_model_configuration(args.model)[1]
     return run_recipe("finetune", args.recipe, plugin, config_name, overrides)
 
