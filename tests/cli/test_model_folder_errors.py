@@ -130,11 +130,12 @@ def test_damaged_model_folder_is_one_line(defect, command, models, data, tmp_pat
     assert_one_line(status, err, folder / file_name, fragment)
 
 
-@pytest.mark.parametrize("command", ["evaluate", "predict"])
-def test_classifier_commands_refuse_a_model_without_id2label(command, models, data, tmp_path,
-                                                             capsys, monkeypatch):
+def test_predict_refuses_a_model_without_id2label(models, data, tmp_path, capsys,
+                                                  monkeypatch):
+    """predict needs a classifier; evaluate scores a pretrained folder's reconstruction
+    instead (rmse/r2), see tests/engine/test_evaluate_metrics.py."""
     status, err = run_cli(capsys, monkeypatch,
-                          *_command(command, models / "pre", data, tmp_path))
+                          *_command("predict", models / "pre", data, tmp_path))
     assert_one_line(status, err, models / "pre" / "config.json", "no id2label",
                     "lcfm finetune")
 
