@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--pretrain-steps", type=int, default=400)
     parser.add_argument("--scale", choices=("cpu", "paper"), default="cpu")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="Light curves per batch (default: each recipe's).")
     parser.add_argument("--models", default=",".join(model_names()))
     args = parser.parse_args()
     out = args.output
@@ -92,6 +94,7 @@ def main() -> None:
                 pretrain(PretrainArgs(survey="fiveband", output=pre, data=corpus,
                                       model=plugin.default_configuration,
                                       max_steps=args.pretrain_steps, progress=False,
+                                      batch_size=args.batch_size,
                                       config_overrides=overrides))
             loss = json.loads((pre / "metrics.json").read_text())
             results["rows"].append({"model": name, "variant": "pretraining",
@@ -105,7 +108,7 @@ def main() -> None:
             model = extra.pop("model", plugin.default_configuration)
             summary = finetune(FinetuneArgs(
                 data=labeled, model=model, output=folder, max_steps=args.steps,
-                progress=False, baseline=False,
+                batch_size=args.batch_size, progress=False, baseline=False,
                 config_overrides={} if model != plugin.default_configuration else overrides,
                 **extra))
             predicted = json.loads((folder / "metrics.json").read_text())
