@@ -292,7 +292,7 @@ def _early(path: Path) -> list[dict]:
 ASTRAFIER_SIZES = {
     "test": Size(n=32, steps=3, batch_size=8, tiny=True, mc_samples=2, baseline=False),
     # the paper's 8.8 M-parameter model on 1171-cadence windows: ~15 s a step on one core
-    "small": Size(n=160, steps=16, batch_size=8, mc_samples=5),
+    "small": Size(n=160, steps=12, batch_size=8, mc_samples=5),
     # Table 1: 8328 Kepler and 9343 TESS QLP light curves; sect. 5 batch 128; 20 passes
     "paper": Size(n=8328, n_second=9343, mc_samples=20),
 }
