@@ -29,12 +29,16 @@ def test_early_stopping_counts_steps_after_min_steps():
     stopped = selection.stopped(state, 90, early=True)
     assert stopped["reason"] == "early_stopping" and stopped["kept_step"] == 70
     assert stopped["step"] == 90 and "after step 60" in stopped["detail"]
-    # a run shorter than min_steps still keeps its last evaluation
+    # a run shorter than twice min_steps selects among its second half: a 200-step run
+    # keeps its best evaluation after step 100, not necessarily its last
     short = Selection("loss", patience=None, min_steps=200, max_steps=40)
     state = {}
-    assert short.update(state, 40, 0.7) and not short.update(state, 40, 0.8)
+    assert not short.update(state, 10, 0.1)  # before the middle of the run
+    assert short.update(state, 20, 0.9) and short.update(state, 30, 0.5)
+    assert not short.update(state, 40, 0.7) and state["best_step"] == 30
     assert not short.should_stop(state, 40)  # no patience: no early stopping
-    assert short.stopped(state, 40, early=False)["reason"] == "max_steps"
+    stopped = short.stopped(state, 40, early=False)
+    assert stopped["reason"] == "max_steps" and stopped["kept_step"] == 30
 
 
 def test_warmup_has_a_minimum_and_fits_the_run():

@@ -152,7 +152,10 @@ class Selection:
 
     @property
     def first_eligible(self) -> int:
-        return min(int(self.min_steps), int(self.max_steps))
+        """The first step whose model may be kept: min_steps, but never past the middle of
+        the run (a 200-step run with min_steps 200 would otherwise keep its last model,
+        whatever the validation said)."""
+        return min(int(self.min_steps), int(self.max_steps) // 2)
 
     def update(self, state: dict, step: int, value: float) -> bool:
         """Record an evaluation; True when it becomes the kept model (at or after
