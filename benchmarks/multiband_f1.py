@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None,
                         help="Light curves per batch (default: each recipe's).")
     parser.add_argument("--models", default=",".join(model_names()))
+    parser.add_argument("--variants", default="scratch,pretrained,features",
+                        help="Which rows per model: scratch, pretrained, features.")
     args = parser.parse_args()
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
@@ -86,8 +88,11 @@ def main() -> None:
     for name in args.models.split(","):
         plugin = get_model(name)
         overrides = dict(CPU_CONFIGS.get(name, {})) if args.scale == "cpu" else {}
-        variants = [("from scratch", {}), ("with --features", {"features": True})]
-        if plugin.pretraining_class is not None:
+        wanted = set(args.variants.split(","))
+        variants = [v for v, key in ((("from scratch", {}), "scratch"),
+                                     (("with --features", {"features": True}), "features"))
+                    if key in wanted]
+        if plugin.pretraining_class is not None and "pretrained" in wanted:
             started = time.perf_counter()
             pre = out / f"{name}-pretrained"
             if not (pre / "metrics.json").exists():
