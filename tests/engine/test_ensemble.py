@@ -146,3 +146,10 @@ def test_train_ensemble_end_to_end(labeled_dir, tmp_path):
     report = evaluate(out, labeled_dir, tmp_path / "eval")
     assert report["n_objects"] == len(test)
     assert report["macro_f1"] == pytest.approx(summary["test"]["macro_f1"])
+    # an ensemble has one encoder per member: embed names the member folder to use
+    from lcfm.engine.inference import embed
+    from lcfm.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="member-0"):
+        embed(out, labeled_dir, tmp_path / "emb.parquet")
+    assert embed(out / "member-0", labeled_dir, tmp_path / "emb.parquet").height == 24

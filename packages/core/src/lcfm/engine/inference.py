@@ -357,7 +357,12 @@ def _encoder_model(model_dir: Path):
         plugin_for_model_type,
     )
 
-    check_model_folder(model_dir)
+    checked = check_model_folder(model_dir)
+    if isinstance(checked, dict) and "lcfm_ensemble" in checked:
+        # members are separate encoders: no single embedding space to average into
+        raise ConfigError(f"{model_dir}: an ensemble of classifiers has one encoder per "
+                          f"member; embed with a member folder, e.g. "
+                          f"{Path(model_dir) / 'member-0'}")
     if (Path(model_dir) / ADAPTER_CONFIG).exists():
         # a LoRA fine-tune: its encoder is the base with the adapters merged in
         plugin, classifier = load_classifier(model_dir)
