@@ -5,7 +5,7 @@ issue 13, "Training observability").
 
 Early stopping is counted in steps: after an evaluation at step s the run stops when the
 selection metric last improved at step k and s - k >= patience; no run stops
-and no model is kept before `min_steps` (or the last step, in a shorter run), so a model
+and no model is kept before `min_steps` (or the middle of a shorter run), so a model
 from the first few steps is never the one saved. The run's summary says when and why it
 stopped and which step was kept (`Selection.stopped`).
 """
@@ -135,6 +135,13 @@ def recipe_loss(plugin, model, outputs, labels, batch, recipe, weights, n_classe
                          labels, weights, label_smoothing=recipe.label_smoothing)
 
 
+def first_eligible_step(min_steps: int, max_steps: int) -> int:
+    """The first step whose model may be kept: min_steps, but never past the middle of the
+    run (a 200-step run with min_steps 200 would otherwise keep its last model, whatever
+    the validation said)."""
+    return min(int(min_steps), int(max_steps) // 2)
+
+
 @dataclass
 class Selection:
     """The kept model and early stopping; its state lives in the training state dict
@@ -152,10 +159,7 @@ class Selection:
 
     @property
     def first_eligible(self) -> int:
-        """The first step whose model may be kept: min_steps, but never past the middle of
-        the run (a 200-step run with min_steps 200 would otherwise keep its last model,
-        whatever the validation said)."""
-        return min(int(self.min_steps), int(self.max_steps) // 2)
+        return first_eligible_step(self.min_steps, self.max_steps)
 
     def update(self, state: dict, step: int, value: float) -> bool:
         """Record an evaluation; True when it becomes the kept model (at or after
@@ -200,7 +204,8 @@ def schedule_record(recipe: Recipe, max_steps: int, patience: int | None,
                     ) -> dict:
     """The values the loop actually used, derived from the recipe for this run."""
     return {"max_steps": int(max_steps), "warmup_steps": recipe.warmup(max_steps),
-            "patience_steps": patience, "min_steps": min(recipe.min_steps, max_steps),
+            "patience_steps": patience,
+            "min_steps": first_eligible_step(recipe.min_steps, max_steps),
             "steps_per_epoch": int(steps_per_epoch), "grad_accum": int(grad_accum),
             "effective_batch_size": int(recipe.batch_size) * int(grad_accum),
             "mixed_precision": precision[0], "mixed_precision_reason": precision[1]}
