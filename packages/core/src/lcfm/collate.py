@@ -34,3 +34,24 @@ class SeededCollator:
             self._worker = worker
             self._rng = np.random.default_rng([self.seed, 0 if worker is None else worker + 1])
         return self._rng
+
+
+class CollateWrapper:
+    """A collator around another one (augmentation, extra features): its random state is
+    the wrapped collator's, so the engine's per-step seeding reaches it."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    @property
+    def rng(self):
+        return getattr(self.collate, "rng", None)
+
+    @rng.setter
+    def rng(self, value):
+        if hasattr(self.collate, "rng"):
+            self.collate.rng = value
+
+    def worker_generator(self):
+        inner = getattr(self.collate, "worker_generator", None)
+        return inner() if inner is not None else None

@@ -170,15 +170,13 @@ def moment_filter(kurtosis: float = 10.0, skewness: float = 1.0, std: float = 0.
 
 def option_flag(survey: str, name: str, value) -> bool:
     """A boolean survey option (`--option moment_filter=true`) from its text."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"survey {survey!r}: option {name}={value!r} is not a boolean "
-                      "(use true or false)")
+    from lcfm.survey_options import parse_flag
+
+    try:
+        return parse_flag(value)
+    except ValueError:
+        raise ConfigError(f"survey {survey!r}: option {name}={value!r} is not a boolean "
+                          "(use true or false)") from None
 
 
 def option_bands(survey: str, value, bands) -> tuple[str, ...]:

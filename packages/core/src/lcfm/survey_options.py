@@ -73,6 +73,7 @@ def survey_option(default=None, help: str = "", *, type: type | str = str,
 
 
 def _flag(value) -> bool:
+    """A boolean option from its text (ValueError otherwise)."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -81,6 +82,9 @@ def _flag(value) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(value)
+
+
+parse_flag = _flag
 
 
 def option_text(value) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
+from lcfm.collate import CollateWrapper
 from lcfm.stream import EpochPlan, RowGroupCache, ShardIndex, with_extras
 
 #: blocks (row groups) each process keeps decoded: a mixing window and the next one
@@ -167,17 +168,14 @@ class BalancedPlan:
                          for c in classes], np.int64)
 
 
-class AugmentedCollate:
+class AugmentedCollate(CollateWrapper):
     """Augment rows, then collate them; both draw from one re-seedable generator."""
 
     def __init__(self, collate, augmenter):
-        self.collate, self.augmenter = collate, augmenter
+        super().__init__(collate)
+        self.augmenter = augmenter
 
-    @property
-    def rng(self):
-        return getattr(self.collate, "rng", None)
-
-    @rng.setter
+    @CollateWrapper.rng.setter
     def rng(self, value):
         if hasattr(self.collate, "rng"):
             self.collate.rng = value

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from lcfm.collate import CollateWrapper
 from lcfm.exceptions import ConfigError, DataError
 
 SCALER_FILE = "features_scaler.json"
@@ -212,7 +213,7 @@ def feature_route(config) -> str:
                       "features (no num_extra_features and no metadata token)")
 
 
-class FeatureCollate:
+class FeatureCollate(CollateWrapper):
     """A collator wrapper: each batch gets the scaled features of its rows' objects, in row
     order, as `FlatRows.extras["extra_features"]` for the model's collator and as
     `batch["extra_features"]` (batch, F) float32 where the collator did not set it. Rows may
@@ -220,20 +221,8 @@ class FeatureCollate:
     `worker_generator`) is its own."""
 
     def __init__(self, collate: Callable, index: dict[str, int], table: np.ndarray):
-        self.collate, self.index, self.table = collate, index, table
-
-    @property
-    def rng(self):
-        return getattr(self.collate, "rng", None)
-
-    @rng.setter
-    def rng(self, value):
-        if hasattr(self.collate, "rng"):
-            self.collate.rng = value
-
-    def worker_generator(self):
-        inner = getattr(self.collate, "worker_generator", None)
-        return inner() if inner is not None else None
+        super().__init__(collate)
+        self.index, self.table = index, table
 
     def __call__(self, rows):
         import torch
