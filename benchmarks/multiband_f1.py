@@ -8,7 +8,7 @@ same survey. All runs share finetune's splits (the baseline uses them too), so e
 is macro F1 on the same held-out objects.
 
     python benchmarks/multiband_f1.py --output /tmp/mb [--labeled 500] [--pretrain 5000]
-        [--steps 300] [--pretrain-steps 400] [--scale cpu|paper]
+        [--steps 300] [--pretrain-steps 400] [--pretrain-batch-size 64] [--scale cpu|paper]
 
 `--scale cpu` (default) trains reduced configurations (below) so that the whole table runs
 on a 2-core machine in about half an hour; `--scale paper` uses each paper configuration.
@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--scale", choices=("cpu", "paper"), default="cpu")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="Light curves per batch (default: each recipe's).")
+    parser.add_argument("--pretrain-batch-size", type=int, default=None,
+                        help="Light curves per pretraining batch (default: --batch-size).")
     parser.add_argument("--models", default=",".join(model_names()))
     parser.add_argument("--variants", default="scratch,pretrained,features",
                         help="Which rows per model: scratch, pretrained, features.")
@@ -99,7 +101,8 @@ def main() -> None:
                 pretrain(PretrainArgs(survey="fiveband", output=pre, data=corpus,
                                       model=plugin.default_configuration,
                                       max_steps=args.pretrain_steps, progress=False,
-                                      batch_size=args.batch_size,
+                                      batch_size=args.pretrain_batch_size or args.batch_size,
+                                      validation_fraction=0.02, eval_light_curves=1000,
                                       config_overrides=overrides))
             loss = json.loads((pre / "metrics.json").read_text())
             results["rows"].append({"model": name, "variant": "pretraining",

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from tqdm.auto import tqdm
 
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.features import FeatureConfig, FeatureCounts, band_order, compute_features
 from lcfm.options import option
+from lcfm.progress import progress_bar
 from lcfm.schema import conform
 from lcfm.shards import shard_paths
 
@@ -213,8 +213,7 @@ def extract_features(data: Path, output: Path, *, workers: int = 1,
     parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts-", dir=output.parent))
     try:
         parts = []
-        bar = tqdm(total=len(tasks), unit="task", desc="features",
-                   disable=None if progress else True)
+        bar = progress_bar(total=len(tasks), unit="task", desc="features", enabled=progress)
         for i, (frame, task_counts) in enumerate(_results(tasks, bands, config, workers)):
             counts.add(task_counts)
             parts.append(parts_dir / f"part-{i:05d}.parquet")

@@ -32,12 +32,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from lcfm.dataset_card import write_dataset_card
 from lcfm.dataset_lock import WORK_DIR, writing
 from lcfm.exceptions import ConfigError, DataError, InputFileError, LcfmError
 from lcfm.merge import MergeSpill, key_digest
+from lcfm.progress import progress_bar
 from lcfm.ranks import current_ranks
 from lcfm.report import IngestReport
 from lcfm.shards import ShardWriter, read_summaries
@@ -287,8 +286,8 @@ class IngestRun:
             results=None) -> None:
         """Read `files` in order: here, or in a pool of `workers` processes, or (`results`)
         from (index, FileResult) pairs read elsewhere (other ranks)."""
-        bar = tqdm(total=len(files), desc=f"ingest {self.survey.name}", unit="file",
-                   disable=None if progress else True)
+        bar = progress_bar(total=len(files), desc=f"ingest {self.survey.name}", unit="file",
+                           enabled=progress)
         if results is None and workers > 1 and len(files) > 1:
             results = _pool_results(self.survey, self.fmt, list(enumerate(files)), workers,
                                     self.root)

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
 from lcfm.augment import Augmenter
 from lcfm.engine import loading
@@ -87,6 +86,7 @@ from lcfm.engine.training import (
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.losses import LOSSES, class_weights, parse_loss
 from lcfm.options import option
+from lcfm.progress import progress_bar
 from lcfm.recipes import (
     OPTIMIZERS,
     PRECISIONS,
@@ -394,9 +394,8 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
                    {**recipe.values(), **record["run"]})
     best_dir = output / "best"
     stop = min(args.stop_after or max_steps, max_steps)
-    bar = tqdm(total=max_steps, initial=state["step"], unit="step",
-               desc=f"finetune {plugin.name}",
-               disable=None if args.progress else True)  # None: only on a terminal
+    bar = progress_bar(total=max_steps, initial=state["step"], unit="step",
+                       desc=f"finetune {plugin.name}", enabled=args.progress)
     model.train()
     grad_accum = int(args.grad_accum)
     loader = iter(step_loader(train_set, range(state["step"] * grad_accum, stop * grad_accum),

@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 from transformers import AutoConfig
 
 from lcfm.data import validation_rows
@@ -83,6 +82,7 @@ from lcfm.engine.training import (
 )
 from lcfm.exceptions import ConfigError, DataError, ModelFolderError
 from lcfm.options import option
+from lcfm.progress import progress_bar
 from lcfm.recipes import OPTIMIZERS, PRECISIONS, SCHEDULES, build_optimizer, build_scheduler
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.stream import EpochPlan, ShardIndex, value_sample
@@ -364,9 +364,9 @@ def pretrain(args: PretrainArgs) -> dict:
                    {**recipe.values(), **record["run"]})
 
     started = time.perf_counter()
-    bar = tqdm(total=args.max_steps, initial=state["step"], desc=f"pretrain {args.model}",
-               unit="step",
-               disable=None if args.progress and accelerator.is_main_process else True)
+    bar = progress_bar(total=args.max_steps, initial=state["step"],
+                       desc=f"pretrain {args.model}", unit="step",
+                       enabled=args.progress and accelerator.is_main_process)
     model.train()
     stop = min(args.stop_after or args.max_steps, args.max_steps)
     grad_accum = int(args.grad_accum)

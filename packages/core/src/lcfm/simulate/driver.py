@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from lcfm.dataset_card import write_dataset_card
 from lcfm.dataset_lock import SHARD_GLOB, WORK_DIR, write_text_atomic, writing
 from lcfm.exceptions import ConfigError, DataError
 from lcfm.options import option
+from lcfm.progress import progress_bar
 from lcfm.ranks import current_ranks
 from lcfm.report import IngestReport
 from lcfm.shards import ShardWriter, read_summaries
@@ -237,7 +237,8 @@ def _generate(survey: SurveyPlugin, simulator, n: int, seed: int, writer: ShardW
     per_class: Counter = Counter()
     written, chunk = 0, first_chunk
     first_index = first_chunk * simulator.chunk_size
-    with tqdm(total=n, desc=f"simulate {survey.name}", unit="lc", disable=not progress) as bar:
+    with progress_bar(total=n, desc=f"simulate {survey.name}", unit="lc",
+                      enabled=progress) as bar:
         while written < n:
             size = min(simulator.chunk_size, n - written)
             rng = np.random.default_rng([seed, chunk])
