@@ -13,9 +13,9 @@ from typing import Literal
 
 import pytest
 from lcfm.exceptions import ConfigError
+from lcfm.load_report import expand, one_line, parse_report, quiet_load_reports
 from lcfm.options import on_cli, option, option_help
 from lcfm_cli.generate import dataclass_command, option_specs, reflow, resolve_args
-from lcfm_cli.load_report import expand, one_line, parse_report, quiet_load_reports
 from lcfm_cli.main import GENERATED, command_group
 
 # (command, "module:class") of every generated command

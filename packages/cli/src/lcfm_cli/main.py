@@ -168,8 +168,7 @@ def command_group() -> LcfmGroup:
 
 def main() -> None:
     from lcfm.exceptions import LcfmError
-
-    from lcfm_cli.load_report import quiet_load_reports
+    from lcfm.load_report import quiet_load_reports
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     # lcfm shows its own bars; no "Writing model shards". Through the environment, because

@@ -142,7 +142,12 @@ def _check_ensemble(path: Path, classifier: bool) -> dict:
 def load_pretrained(cls, path, **kwargs):
     """`cls.from_pretrained(path)` on a folder `check_model_folder` accepted. What can still
     fail is a config.json whose values do not fit the weights or the model (edited by hand,
-    or weights from another run): one line naming the folder, the cause chained."""
+    or weights from another run): one line naming the folder, the cause chained. The
+    load report (a new head on a pretrained encoder) is one line, from Python as on the
+    command line."""
+    from lcfm.load_report import quiet_load_reports
+
+    quiet_load_reports()
     try:
         return cls.from_pretrained(path, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:

@@ -1,4 +1,4 @@
-"""The weight-loading report of transformers, in one informative line (issue 13, item 7).
+"""The weight-loading report of transformers, in one informative line.
 
 Putting a new classification head on a pretrained encoder is what `lcfm finetune` is for,
 yet transformers reports it as a table of MISSING and UNEXPECTED keys with advice meant for
