@@ -69,8 +69,8 @@ from lcfm.engine.metadata import (
     with_feature_metadata,
     with_metadata,
 )
+from lcfm.engine.run_options import RECIPE_DEFAULT, config_overrides_option, run_option
 from lcfm.engine.training import (
-    REPORT_TO,
     Selection,
     balanced_batches,
     evaluation_interval,
@@ -88,9 +88,6 @@ from lcfm.losses import LOSSES, class_weights, parse_loss
 from lcfm.options import option
 from lcfm.progress import progress_bar
 from lcfm.recipes import (
-    OPTIMIZERS,
-    PRECISIONS,
-    SCHEDULES,
     SELECTIONS,
     build_optimizer,
     build_scheduler,
@@ -100,8 +97,6 @@ from lcfm.splits import few_shot_subset, read_split_file, split_by_file, stratif
 from lcfm.stream import EpochPlan, ShardIndex, read_frame, value_sample
 from lcfm.survey_info import survey_context
 
-_RECIPE = " (default: the recipe's)"
-
 
 @dataclass
 class FinetuneArgs:
@@ -109,8 +104,7 @@ class FinetuneArgs:
     model: str = option(help="Configuration name (see `lcfm models`) or a pretrained "
                              "checkpoint folder.")
     output: Path = option(help="Folder for the fine-tuned model and its reports.")
-    recipe: str | None = option(None, "Training recipe (see `lcfm recipes`); default: the "
-                                      "model configuration's own paper recipe.")
+    recipe: str | None = run_option("recipe")
     lora: bool = option(False, "Train LoRA adapters (peft) and the head.")
     lora_rank: int = option(8, "Rank of the LoRA adapters.")
     merge_lora: bool = option(False, "Also save the merged LoRA model (merged/).")
@@ -118,32 +112,29 @@ class FinetuneArgs:
     samples_per_class: int = option(0, "Few-shot: training objects per class (0: all).",
                                     flag="spc")
     folds: int = option(1, "Few-shot folds (mean and spread reported).")
-    max_steps: int | None = option(None, "Optimiser steps" + _RECIPE + ".")
-    batch_size: int | None = option(None, "Light curves per micro-batch" + _RECIPE + ".")
-    lr_encoder: float | None = option(None, "Encoder learning rate" + _RECIPE + ".")
-    lr_head: float | None = option(None, "Head learning rate" + _RECIPE + ".")
-    weight_decay: float | None = option(None, "Weight decay" + _RECIPE + ".")
-    optimizer: str | None = option(None, "Optimiser" + _RECIPE + ".", choices=OPTIMIZERS)
-    schedule: str | None = option(None, "Learning-rate schedule after the warm-up" + _RECIPE
-                                  + ".", choices=SCHEDULES)
-    warmup_steps: int | None = option(None, "Linear warm-up steps (at least 50, at most half "
-                                            "the run)" + _RECIPE + ".")
-    max_grad_norm: float | None = option(None, "Gradient clipping norm, 0 for none" + _RECIPE
-                                         + ".")
+    max_steps: int | None = run_option("max_steps")
+    batch_size: int | None = run_option("batch_size")
+    lr_encoder: float | None = option(None, "Encoder learning rate" + RECIPE_DEFAULT + ".")
+    lr_head: float | None = option(None, "Head learning rate" + RECIPE_DEFAULT + ".")
+    weight_decay: float | None = run_option("weight_decay")
+    optimizer: str | None = run_option("optimizer")
+    schedule: str | None = run_option("schedule")
+    warmup_steps: int | None = run_option("warmup_steps")
+    max_grad_norm: float | None = run_option("max_grad_norm")
     loss: list[str] | None = option(None, "Loss terms, summed with equal weights when "
                                           "several (--loss ce --loss soft_f1): weighted_ce "
                                           "(w_c = N/N_c), ce, soft_f1, focal, or model (the "
                                           "model's own objective); weighted sums in a --config "
-                                          "file as 'ce:1,soft_f1:0.5'" + _RECIPE + ".",
+                                          "file as 'ce:1,soft_f1:0.5'" + RECIPE_DEFAULT + ".",
                                     choices=(*LOSSES, "model"))
     label_smoothing: float | None = option(None, "Label smoothing of the cross-entropies"
-                                           + _RECIPE + ".")
+                                           + RECIPE_DEFAULT + ".")
     selection: str | None = option(None, "Validation metric that selects the kept model"
-                                   + _RECIPE + ".", choices=SELECTIONS)
+                                   + RECIPE_DEFAULT + ".", choices=SELECTIONS)
     balanced: bool | None = option(None, "Class-balanced batches (default: the recipe's; "
                                          "lcfm-default balances imbalanced classes).")
     augment: list[str] | None = option(None, "Augmentations: subsample, scale, shift, "
-                                             "redshift, noise (repeatable)" + _RECIPE + ".")
+                                             "redshift, noise (repeatable)" + RECIPE_DEFAULT + ".")
     test_fraction: float = option(0.2, "Fraction of objects held out for testing.")
     validation_fraction: float = option(0.1, "Fraction of the rest used for validation.")
     splits: Path | None = option(None, "Split file (Parquet or CSV: object_id, split, "
@@ -151,24 +142,18 @@ class FinetuneArgs:
     fold: int | None = option(None, "Fold of a split file with folds.")
     eval_every: int | None = option(None, "Evaluate every N steps (default: the recipe's, "
                                           "else ten evaluations a run).")
-    checkpoint_every: int = option(0, "Checkpoint every N steps (0: at every evaluation); "
-                                      "Ctrl-C or SIGTERM checkpoints before stopping.")
+    checkpoint_every: int = run_option("checkpoint_every")
     patience: int | None = option(None, "Early stopping: steps without a better validation "
-                                        "metric" + _RECIPE + ".")
-    min_steps: int | None = option(None, "No early stop and no kept model before this step"
-                                   + _RECIPE + ".")
+                                        "metric" + RECIPE_DEFAULT + ".")
+    min_steps: int | None = run_option("min_steps")
     seed: int = option(0, "Random seed (splits, batches, initialisation).")
-    resume: bool = option(False, "Continue from OUTPUT/checkpoint.")
-    metadata: bool = option(False, "Feed each object's metadata to models with a metadata "
-                                   "token (ATCAT).")
-    workers: int | None = option(None, "DataLoader processes that read and collate batches "
-                                       "(default: none on 1-2 cores, else min(4, cores-1)).")
-    length_buckets: bool = option(True, "Length-aware batching (less padding).")
-    grad_accum: int = option(1, "Micro-batches per optimiser step (gradient accumulation).")
-    mixed_precision: str | None = option(None, "bf16, fp16 or no (default: bf16 on a CUDA GPU "
-                                               "that supports it, else no).",
-                                         choices=PRECISIONS)
-    report_to: str = option("none", "Experiment tracker.", choices=REPORT_TO)
+    resume: bool = run_option("resume")
+    metadata: bool = run_option("metadata")
+    workers: int | None = run_option("workers")
+    length_buckets: bool = run_option("length_buckets")
+    grad_accum: int = run_option("grad_accum")
+    mixed_precision: str | None = run_option("mixed_precision")
+    report_to: str = run_option("report_to")
     features: bool = option(False, "Feed each object's classical features (lcfm features: "
                                    "periods, amplitudes, moments, colours per band) to the "
                                    "model: into the classification head of Astromer, AstroCo "
@@ -178,10 +163,9 @@ class FinetuneArgs:
                                               "OUTPUT/features.parquet).")
     baseline: bool = option(True, "Also score the classical baseline (features + random "
                                   "forest) on the same objects (baseline_macro_f1).")
-    config_overrides: dict = option(default_factory=dict, help="Model configuration values "
-                                    "to change (key=value).")
-    stop_after: int = option(0, "Stop with a checkpoint after this step (tests).", cli=False)
-    progress: bool = option(True, "Show a progress bar.", cli=False)
+    config_overrides: dict = config_overrides_option()
+    stop_after: int = run_option("stop_after")
+    progress: bool = run_option("progress")
 
 
 #: FinetuneArgs field -> recipe field it overrides

@@ -67,9 +67,9 @@ from lcfm.engine.loading import (
     plugin_for_model_type,
 )
 from lcfm.engine.metadata import fit_encoder, metadata_key, save_encoder
+from lcfm.engine.run_options import RECIPE_DEFAULT, config_overrides_option, run_option
 from lcfm.engine.save import save_model_atomically
 from lcfm.engine.training import (
-    REPORT_TO,
     Selection,
     evaluation_interval,
     make_accelerator,
@@ -83,7 +83,7 @@ from lcfm.engine.training import (
 from lcfm.exceptions import ConfigError, DataError, ModelFolderError
 from lcfm.options import option
 from lcfm.progress import progress_bar
-from lcfm.recipes import OPTIMIZERS, PRECISIONS, SCHEDULES, build_optimizer, build_scheduler
+from lcfm.recipes import build_optimizer, build_scheduler
 from lcfm.registry import find_model_configuration, get_survey
 from lcfm.stream import EpochPlan, ShardIndex, value_sample
 
@@ -93,7 +93,6 @@ DEFAULT_MODEL = "astromer-v2"
 #: (and in the resolved recipe, `run_record(recipe=...)`)
 RUN_FIELDS = ("survey", "metadata", "batch_size", "seed", "max_steps", "learning_rate",
               "weight_decay", "validation_fraction", "length_buckets", "init", "grad_accum")
-_RECIPE = " (default: the recipe's)"
 
 
 @dataclass
@@ -103,51 +102,39 @@ class PretrainArgs:
     data: Path | None = option(None, "Dataset folder (default: the survey's bundled sample).")
     model: str | None = option(None, f"Model configuration (default: {DEFAULT_MODEL}, or the "
                                      "model of --init).")
-    recipe: str | None = option(None, "Training recipe (see `lcfm recipes`); default: the "
-                                      "model configuration's own paper recipe.")
-    max_steps: int | None = option(None, "Optimiser steps" + _RECIPE + ".")
-    batch_size: int | None = option(None, "Light curves per micro-batch" + _RECIPE + ".")
-    learning_rate: float | None = option(None, "Learning rate" + _RECIPE + ".")
-    weight_decay: float | None = option(None, "Weight decay" + _RECIPE + ".")
-    optimizer: str | None = option(None, "Optimiser" + _RECIPE + ".", choices=OPTIMIZERS)
-    schedule: str | None = option(None, "Learning-rate schedule after the warm-up" + _RECIPE
-                                  + ".", choices=SCHEDULES)
-    warmup_steps: int | None = option(None, "Linear warm-up steps (at least 50, at most half "
-                                            "the run)" + _RECIPE + ".")
-    max_grad_norm: float | None = option(None, "Gradient clipping norm, 0 for none" + _RECIPE
-                                         + ".")
+    recipe: str | None = run_option("recipe")
+    max_steps: int | None = run_option("max_steps")
+    batch_size: int | None = run_option("batch_size")
+    learning_rate: float | None = option(None, "Learning rate" + RECIPE_DEFAULT + ".")
+    weight_decay: float | None = run_option("weight_decay")
+    optimizer: str | None = run_option("optimizer")
+    schedule: str | None = run_option("schedule")
+    warmup_steps: int | None = run_option("warmup_steps")
+    max_grad_norm: float | None = run_option("max_grad_norm")
     patience: int | None = option(None, "Early stopping: steps without a lower validation "
-                                        "loss" + _RECIPE + ".")
-    min_steps: int | None = option(None, "No early stop before this step" + _RECIPE + ".")
+                                        "loss" + RECIPE_DEFAULT + ".")
+    min_steps: int | None = run_option("min_steps")
     seed: int = option(0, "Random seed.")
     validation_fraction: float = option(0.2, "Fraction of light curves held out for "
                                              "validation.")
     eval_every: int | None = option(None, "Evaluate every N steps (default: the recipe's, "
                                           "else five evaluations a run).")
-    checkpoint_every: int = option(0, "Checkpoint every N steps (0: at every evaluation); "
-                                      "Ctrl-C or SIGTERM checkpoints before stopping.")
+    checkpoint_every: int = run_option("checkpoint_every")
     eval_light_curves: int | None = option(None, "Validation light curves per evaluation, the "
                                                  "same each time (default: a bound keeping "
                                                  "evaluation under 10% of training; 0: all).")
-    resume: bool = option(False, "Continue from OUTPUT/checkpoint.")
-    metadata: bool = option(False, "Give the model each object's encoded metadata (models "
-                                   "with a metadata token).")
-    workers: int | None = option(None, "DataLoader processes that read and collate batches "
-                                       "(default: none on 1-2 cores, else min(4, cores-1)).")
-    length_buckets: bool = option(True, "Length-aware batching (less padding).")
+    resume: bool = run_option("resume")
+    metadata: bool = run_option("metadata")
+    workers: int | None = run_option("workers")
+    length_buckets: bool = run_option("length_buckets")
     init: Path | None = option(None, "Start from this pretrained checkpoint's weights (new "
                                      "optimiser and schedule).")
-    grad_accum: int = option(1, "Micro-batches per optimiser step (gradient accumulation).")
-    mixed_precision: str | None = option(None, "bf16, fp16 or no (default: bf16 on a CUDA GPU "
-                                               "that supports it, else no).",
-                                         choices=PRECISIONS)
-    report_to: str = option("none", "Experiment tracker.", choices=REPORT_TO)
-    config_overrides: dict = option(default_factory=dict, help="Model configuration values "
-                                    "to change (key=value).")
-    #: stop (with a checkpoint) after this global step, keeping the schedule of max_steps:
-    #: trains a long run in chunks, and is how tests interrupt a run
-    stop_after: int = option(0, "Stop with a checkpoint after this step (tests).", cli=False)
-    progress: bool = option(True, "Show a progress bar.", cli=False)
+    grad_accum: int = run_option("grad_accum")
+    mixed_precision: str | None = run_option("mixed_precision")
+    report_to: str = run_option("report_to")
+    config_overrides: dict = config_overrides_option()
+    stop_after: int = run_option("stop_after")
+    progress: bool = run_option("progress")
 
 
 #: PretrainArgs field -> recipe field it overrides
