@@ -33,6 +33,17 @@ class _LineWriter:
         self.stream.flush()
 
 
+class _LogBar(tqdm):
+    """A bar for logs: a new postfix or description waits for the next timed line instead
+    of forcing one (training loops set the loss every step)."""
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+    def set_description(self, desc=None, refresh=True):
+        super().set_description(desc, refresh=False)
+
+
 def progress_bar(*, total: int, desc: str, unit: str, enabled: bool = True, initial: int = 0,
                  stream: TextIO | None = None, interval: float = LOG_INTERVAL_S) -> tqdm:
     """A tqdm bar on `stream` (stderr): live on a terminal; in a log, whole lines at most
@@ -42,9 +53,9 @@ def progress_bar(*, total: int, desc: str, unit: str, enabled: bool = True, init
         return tqdm(total=total, initial=initial, disable=True)
     if stream.isatty():
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=stream)
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit,
-                file=_LineWriter(stream), mininterval=interval, delay=interval, maxinterval=1e9,
-                ascii=True, ncols=100, dynamic_ncols=False)
+    return _LogBar(total=total, initial=initial, desc=desc, unit=unit,
+                      file=_LineWriter(stream), mininterval=interval, delay=interval,
+                   maxinterval=1e9, ascii=True, ncols=100, dynamic_ncols=False)
 
 
 __all__ = ["LOG_INTERVAL_S", "progress_bar"]
