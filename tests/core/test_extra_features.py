@@ -144,6 +144,9 @@ def test_atcat_takes_features_through_its_metadata_token(tmp_path):
     with pytest.raises(ConfigError, match="metadata_dim is 5; metadata with the features gives 3"):
         config.metadata_dim = 5
         size_metadata(config, encoder, part, fresh_model=False)
+    config.metadata_dim = 0  # a checkpoint pretrained without metadata gets a new token
+    size_metadata(config, encoder, part, fresh_model=False)
+    assert config.metadata_dim == 3
     save_encoder(encoder, "x", tmp_path)  # features only: no survey encoder file
     assert not (tmp_path / "metadata_encoder.json").exists()
     with pytest.raises(ConfigError, match="takes no extra features"):

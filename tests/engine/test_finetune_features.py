@@ -45,3 +45,38 @@ def test_finetune_predict_evaluate_with_features(name, labeled_dir, features_fil
     assert (catalog.select(probabilities) - again.select(probabilities)).to_numpy().max() < 1e-5
     report = evaluate(out, labeled_dir, tmp_path / "eval", baseline=False)
     assert report["n_objects"] > 0
+
+
+def test_features_on_a_checkpoint_pretrained_without_metadata(labeled_dir, tmp_path):
+    """ATCAT pretrained without --metadata, then fine-tuned with --features: the checkpoint
+    gets a metadata token whose weights start fresh; the encoder's weights are the
+    checkpoint's."""
+    import torch
+    from lcfm.engine.pretrain import PretrainArgs, pretrain
+    from safetensors.torch import load_file
+
+    plugin = get_model("atcat")
+    pre = tmp_path / "pre"
+    pretrain(PretrainArgs(survey="macho", data=labeled_dir, output=pre, model="atcat",
+                          max_steps=2, batch_size=8, workers=0, progress=False,
+                          config_overrides=dict(plugin.tiny)))
+    assert json.loads((pre / "config.json").read_text())["metadata_dim"] == 0
+    out = tmp_path / "clf"
+    finetune(FinetuneArgs(data=labeled_dir, model=str(pre), output=out, features=True,
+                          max_steps=2, batch_size=8, workers=0, progress=False,
+                          baseline=False, freeze_encoder=True))
+    assert json.loads((out / "config.json").read_text())["metadata_dim"] > 0
+    before, after = load_file(pre / "model.safetensors"), load_file(out / "model.safetensors")
+    assert any("metadata" in key for key in after) and not any("metadata" in k for k in before)
+    shared = [k for k in before if k in after and "metadata" not in k]
+    assert shared and all(torch.equal(before[k], after[k]) for k in shared)  # frozen encoder
+    # the new token is not frozen with the encoder: it trains (its weights left their init)
+    from lcfm.engine.loading import freeze_encoder, fresh_encoder_parameters
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    fresh = fresh_encoder_parameters(model, pre)
+    assert fresh and all("metadata" in name for name in fresh)
+    freeze_encoder(model, fresh=fresh)
+    trainable = {n for n, p in model.atcat.named_parameters() if p.requires_grad}
+    assert trainable == set(fresh)

@@ -304,7 +304,8 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     label2id = model.config.label2id
     model.config.lcfm_survey, model.config.lcfm_bands = survey_name, bands
     if args.freeze_encoder:
-        loading.freeze_encoder(model, plugin.trainable_when_frozen)
+        loading.freeze_encoder(model, plugin.trainable_when_frozen,
+                               loading.fresh_encoder_parameters(model, checkpoint))
     base_parameters = loading.count_parameters(model)
     if args.lora:
         model = loading.apply_lora(model, rank=args.lora_rank)

@@ -209,10 +209,32 @@ def parameter_groups(model, lr_encoder: float, lr_head: float, weight_decay: flo
     return [dict(g, weight_decay=weight_decay) for g in groups if g["params"]]
 
 
-def freeze_encoder(model, keep_trainable: tuple[str, ...] = ()) -> None:
-    """Freeze the encoder, except parameters whose names end with one of `keep_trainable`."""
+def freeze_encoder(model, keep_trainable: tuple[str, ...] = (),
+                   fresh: frozenset[str] = frozenset()) -> None:
+    """Freeze the encoder, except parameters whose names end with one of `keep_trainable`
+    and the `fresh` ones (names inside the encoder that the checkpoint did not hold, e.g. a
+    metadata token added at fine-tuning: frozen, they would stay random)."""
     for name, param in getattr(model, model.base_model_prefix).named_parameters():
-        param.requires_grad_(name.endswith(keep_trainable) if keep_trainable else False)
+        keep = name in fresh or (name.endswith(keep_trainable) if keep_trainable else False)
+        param.requires_grad_(keep)
+
+
+def fresh_encoder_parameters(model, checkpoint: Path | None) -> frozenset[str]:
+    """Encoder parameter names (relative to the encoder) that `checkpoint`'s weights lack."""
+    if checkpoint is None:
+        return frozenset()
+    from safetensors import safe_open
+
+    files = sorted(Path(checkpoint).glob("*.safetensors"))
+    if not files:
+        return frozenset()
+    prefix = model.base_model_prefix + "."
+    saved = set()
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            saved.update(k[len(prefix):] if k.startswith(prefix) else k for k in handle.keys())
+    encoder = getattr(model, model.base_model_prefix)
+    return frozenset(name for name, _ in encoder.named_parameters() if name not in saved)
 
 
 def lora_targets(model) -> tuple[list[str], list[str]]:

@@ -97,10 +97,12 @@ def with_feature_metadata(encoder, features: pl.DataFrame, scaler) -> FeatureMet
 
 def size_metadata(config, encoder, frame: pl.DataFrame, fresh_model: bool) -> None:
     """Set (fresh model) or check (checkpoint) `metadata_dim` against `encoder`'s width on
-    the rows of `frame`, and the metadata key."""
+    the rows of `frame`, and the metadata key. A checkpoint without a metadata token (e.g.
+    pretrained without --metadata) gets one: its weights are missing from the checkpoint
+    and start fresh, as a new classification head does."""
     key = metadata_key(config)
     dim = int(encoder.encode(frame.head(1)).shape[1])
-    if fresh_model:
+    if fresh_model or not config.metadata_dim:
         config.metadata_dim = dim
     elif config.metadata_dim != dim:
         raise ConfigError(f"the checkpoint's metadata_dim is {config.metadata_dim}; metadata "
