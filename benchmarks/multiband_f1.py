@@ -1,5 +1,6 @@
-"""Issue 12 "Done when": macro F1 on a multi-band labeled set in a real survey's cadence, for
-the classical baseline and every model from scratch, after pretraining and with --features.
+"""Macro F1 on a multi-band labeled set in a real survey's cadence, for the classical
+baseline and every model from scratch, after pretraining, with --features, and after
+pretraining with --features (`--variants`).
 
 The labeled set is the five-band example survey (`tests/plugin_fiveband`, ugriz magnitudes,
 ~38 sparse points per band over 6-8 years, RR Lyrae vs Cepheids told apart by period, the
@@ -63,7 +64,8 @@ def main() -> None:
                         help="Light curves per pretraining batch (default: --batch-size).")
     parser.add_argument("--models", default=",".join(model_names()))
     parser.add_argument("--variants", default="scratch,pretrained,features",
-                        help="Which rows per model: scratch, pretrained, features.")
+                        help="Which rows per model: scratch, pretrained, features, "
+                             "pretrained-features.")
     args = parser.parse_args()
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +96,8 @@ def main() -> None:
         variants = [v for v, key in ((("from scratch", {}), "scratch"),
                                      (("with --features", {"features": True}), "features"))
                     if key in wanted]
-        if plugin.pretraining_class is not None and "pretrained" in wanted:
+        if plugin.pretraining_class is not None and wanted & {"pretrained",
+                                                              "pretrained-features"}:
             started = time.perf_counter()
             pre = out / f"{name}-pretrained"
             if not (pre / "metrics.json").exists():
@@ -109,10 +112,14 @@ def main() -> None:
                                     "first_loss": loss.get("first_loss"),
                                     "final_loss": loss.get("final_loss"),
                                     "seconds": round(time.perf_counter() - started, 1)})
-            variants.insert(1, ("after pretraining", {"model": str(pre)}))
+            if "pretrained" in wanted:
+                variants.insert(1, ("after pretraining", {"model": str(pre)}))
+            if "pretrained-features" in wanted:
+                variants.append(("after pretraining, with --features",
+                                 {"model": str(pre), "features": True}))
         for variant, extra in variants:
             started = time.perf_counter()
-            folder = out / f"{name}-{variant.replace(' ', '-').strip('-')}"
+            folder = out / f"{name}-{variant.replace(',', '').replace(' ', '-').strip('-')}"
             model = extra.pop("model", plugin.default_configuration)
             summary = finetune(FinetuneArgs(
                 data=labeled, model=model, output=folder, max_steps=args.steps,
