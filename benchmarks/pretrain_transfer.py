@@ -27,17 +27,16 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 from multiband_f1 import CPU_CONFIGS
 
 
 def _scores(summary: dict) -> tuple[float, float, float | None]:
     """(mean, std) test macro F1 over folds, and the baseline's mean on the same objects."""
     runs = summary.get("runs") or [summary]
-    f1 = [r["test"]["macro_f1"] for r in runs]
-    base = [r.get("baseline_macro_f1") for r in runs if r.get("baseline_macro_f1") is not None]
-    mean = sum(f1) / len(f1)
-    std = (sum((x - mean) ** 2 for x in f1) / len(f1)) ** 0.5
-    return mean, std, (sum(base) / len(base) if base else None)
+    f1 = np.array([r["test"]["macro_f1"] for r in runs])
+    base = [r["baseline_macro_f1"] for r in runs if r.get("baseline_macro_f1") is not None]
+    return float(f1.mean()), float(f1.std()), (float(np.mean(base)) if base else None)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any, Literal
 
-from lcfm.options import on_cli, option_choices, option_help
+from lcfm.options import on_cli, option_choices, option_default, option_flag, option_help
 
 _SCALARS = {bool: "bool", int: "int", float: "float", str: "str"}
 
@@ -98,15 +98,9 @@ def option_specs(cls, exclude: Mapping[str, Any] | None = None) -> list[OptionSp
         if not on_cli(f) or f.name in (exclude or {}):
             continue
         kind, item, optional, literal = _classify(hints[f.name])
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = dataclasses.MISSING
-        flag = (f.metadata.get("flag") if f.metadata else None) or f.name.replace("_", "-")
+        default = option_default(f)
         specs.append(OptionSpec(
-            name=f.name, flag="--" + flag.lstrip("-"), kind=kind, item=item,
+            name=f.name, flag=option_flag(f), kind=kind, item=item,
             optional=optional, default=default, help=reflow(option_help(f)),
             choices=option_choices(f) or literal,
             from_recipe=default is None and f.name in recipe))

@@ -39,3 +39,18 @@ def option_choices(field: dataclasses.Field) -> tuple[str, ...] | None:
 
 def on_cli(field: dataclasses.Field) -> bool:
     return bool(field.metadata.get("cli", True)) if field.metadata else True
+
+
+def option_flag(field: dataclasses.Field) -> str:
+    """The command-line flag of a field: `--max-steps`, or its declared `flag`."""
+    name = (field.metadata.get("flag") if field.metadata else None) or field.name
+    return "--" + name.replace("_", "-").lstrip("-")
+
+
+def option_default(field: dataclasses.Field) -> Any:
+    """A field's default value (a fresh one from its factory), or dataclasses.MISSING."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lcfm.exceptions import ConfigError
 
-__all__ = ["OPTION_TYPES", "SurveyOption", "option_text", "parse_option_pairs",
+__all__ = ["OPTION_TYPES", "SurveyOption", "option_text", "parse_flag", "parse_option_pairs",
            "survey_option"]
 
 #: option types lcfm parses itself (`survey_option(type=...)`)
@@ -37,7 +37,7 @@ class SurveyOption:
         kind = self.type
         try:
             if kind is bool:
-                parsed = _flag(value)
+                parsed = parse_flag(value)
             elif kind is list:
                 parsed = (list(value) if isinstance(value, list | tuple)
                           else [p.strip() for p in str(value).split(",") if p.strip()])
@@ -72,7 +72,7 @@ def survey_option(default=None, help: str = "", *, type: type | str = str,
     return SurveyOption(default, help, kind, tuple(str(c) for c in choices) if choices else None)
 
 
-def _flag(value) -> bool:
+def parse_flag(value) -> bool:
     """A boolean option from its text (ValueError otherwise)."""
     if isinstance(value, bool):
         return value
@@ -83,8 +83,6 @@ def _flag(value) -> bool:
         return False
     raise ValueError(value)
 
-
-parse_flag = _flag
 
 
 def option_text(value) -> str:

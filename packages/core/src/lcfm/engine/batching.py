@@ -177,8 +177,7 @@ class AugmentedCollate(CollateWrapper):
 
     @CollateWrapper.rng.setter
     def rng(self, value):
-        if hasattr(self.collate, "rng"):
-            self.collate.rng = value
+        CollateWrapper.rng.fset(self, value)
         if self.augmenter is not None:
             self.augmenter.rng = np.random.default_rng(value.integers(2**63))
 

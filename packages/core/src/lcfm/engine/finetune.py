@@ -276,7 +276,7 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     if encoder is None and args.metadata:
         encoder = fit_encoder(survey_name, config, parts["train"], checkpoint is None)
     features = scaler = None
-    if args.features or args.features_file is not None:  # issue 12 item 3
+    if args.features or args.features_file is not None:
         features = features_for(args.data, output, args.features_file, progress=args.progress)
         scaler = fit_feature_scaler(features, parts["train"]["object_id"].unique().to_list())
         if feature_route(config) == "head":  # sized before the model is built

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lcfm.exceptions import ConfigError, DataError, LcfmError
-from lcfm.options import option
+from lcfm.options import on_cli, option, option_default, option_flag
 
 PAPERS = ("astrafier", "astromer-2", "astromer-1", "astroco", "atcat")
 SCALES = ("small", "paper", "test")
@@ -138,10 +138,6 @@ def tiny_overrides(model: str, *, classifier: bool = True) -> dict[str, Any]:
 
 # ---- command lines ----------------------------------------------------------------------
 
-def _flag(field: dataclasses.Field) -> str:
-    return "--" + ((field.metadata or {}).get("flag") or field.name.replace("_", "-"))
-
-
 def _text(value) -> str:
     if isinstance(value, Path):
         value = str(value)
@@ -156,20 +152,13 @@ def command_line(command: str, args) -> str:
     (required fields always), flags as the generated CLI names them (`lcfm.options`)."""
     parts = ["lcfm", command]
     for field in dataclasses.fields(args):
-        if not (field.metadata or {}).get("cli", True):
+        if not on_cli(field):
             continue
         value = getattr(args, field.name)
-        if field.default is not dataclasses.MISSING:
-            default = field.default
-        elif field.default_factory is not dataclasses.MISSING:
-            default = field.default_factory()
-        else:
-            default = dataclasses.MISSING
-        if default is not dataclasses.MISSING and value == default:
+        default = option_default(field)
+        if value is None or (default is not dataclasses.MISSING and value == default):
             continue
-        if value is None:
-            continue
-        flag = _flag(field)
+        flag = option_flag(field)
         if isinstance(value, bool):
             parts.append(flag if value else f"--no-{flag[2:]}")
         elif isinstance(value, dict):
