@@ -1,6 +1,7 @@
-"""`lcfm features` and `lcfm baseline`: classical light-curve features and a classifier on
-them, on the same splits as `lcfm finetune` (issue 12, item 3). `baseline` is generated from
-`lcfm.baseline.BaselineArgs`."""
+"""`lcfm features`, `lcfm fold` and `lcfm baseline`: classical light-curve features, light
+curves folded at their periods, and a classifier on the features, on the same splits as
+`lcfm finetune` (issue 12, item 3). `fold` and `baseline` are generated from
+`lcfm.fold.FoldArgs` and `lcfm.baseline.BaselineArgs`."""
 
 from __future__ import annotations
 
@@ -61,3 +62,24 @@ def baseline_command():
         trained and tested on the objects `lcfm finetune --data DATA` trains and tests on;
         metrics.json has finetune's form (test accuracy, macro_f1, class_balanced_f1,
         ece).""")
+
+
+def report_fold(report: dict, args) -> None:
+    dropped = {k: v for k, v in report["dropped"].items() if v}
+    lost = "; ".join(f"{v} {k}" for k, v in dropped.items()) or "nothing dropped"
+    typer.echo(f"{report['light_curves_written']} of {report['light_curves_read']} light "
+               f"curves folded ({report['period_source']}) in {report['seconds']:.1f} s; "
+               f"{lost} -> {args.output}")
+
+
+def fold_command():
+    from lcfm.fold import FoldArgs, fold
+
+    return dataclass_command(
+        FoldArgs, fold, report_fold, name="fold", fixed={"progress": True},
+        doc="""A new dataset folder with every light curve folded at its object's period:
+        time becomes (t - epoch) mod period in days, phase 0 at the brightest point, so
+        models that cannot find short periods in sparse data see the phased shape. The
+        period is the Lomb-Scargle peak of the band with the lowest false-alarm probability
+        (as `lcfm features`), or comes from --periods. Objects without one are dropped and
+        counted in report.json.""")

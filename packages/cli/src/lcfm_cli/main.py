@@ -44,6 +44,8 @@ GENERATED = {
                 "lcfm_cli.ml_commands:predict_command"),
     "embed": ("One embedding vector per object, as Parquet.",
               "lcfm_cli.ml_commands:embed_command"),
+    "fold": ("Fold every light curve at its object's period (Lomb-Scargle or a table).",
+             "lcfm_cli.features_command:fold_command"),
     "baseline": ("A random forest on classical features, on finetune's splits.",
                  "lcfm_cli.features_command:baseline_command"),
     "push": ("Publish a model or a dataset folder, with its card, on the Hugging Face Hub.",
@@ -57,7 +59,7 @@ GENERATED = {
 }
 ORDER = ("surveys", "models", "recipes", "ingest", "simulate", "combine", "pretrain",
          "finetune", "ensemble", "fewshot", "evaluate", "predict", "embed", "features",
-         "baseline", "bench", "push", "reproduce")
+         "fold", "baseline", "bench", "push", "reproduce")
 
 
 class Interrupted(Exception):

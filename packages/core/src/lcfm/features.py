@@ -53,7 +53,7 @@ import pyarrow as pa
 from lcfm.exceptions import ConfigError, DataError
 
 __all__ = ["BAND_FEATURES", "FeatureConfig", "FeatureCounts", "band_features",
-           "band_order", "compute_features", "feature_columns", "lomb_scargle"]
+           "band_order", "clean_band", "compute_features", "feature_columns", "lomb_scargle"]
 
 #: light-curve extractor output name -> column suffix
 _EXTRACTED = {
@@ -191,7 +191,7 @@ def lomb_scargle(t: np.ndarray, v: np.ndarray, config: FeatureConfig | None = No
     return 1.0 / float(fine[peak]), power_at, fap
 
 
-def _clean_band(t, v, e, counts: FeatureCounts):
+def clean_band(t, v, e, counts: FeatureCounts):
     """Drop unusable points and merge equal times (both counted); returns sorted arrays."""
     ok = np.isfinite(t) & np.isfinite(v)
     counts.points_dropped["non_finite_time_or_value"] += int((~ok).sum())
@@ -221,7 +221,7 @@ def band_features(t: np.ndarray, v: np.ndarray, e: np.ndarray,
     Features that cannot be computed are NaN; nothing raises for short or odd curves."""
     counts = counts if counts is not None else FeatureCounts()
     config = config or FeatureConfig()
-    t, v, e = _clean_band(np.asarray(t, np.float64), np.asarray(v, np.float64),
+    t, v, e = clean_band(np.asarray(t, np.float64), np.asarray(v, np.float64),
                           np.asarray(e, np.float64), counts)
     out = dict.fromkeys(BAND_FEATURES, math.nan)
     if t.size == 0:

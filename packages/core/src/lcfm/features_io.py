@@ -35,8 +35,8 @@ from lcfm.progress import progress_bar
 from lcfm.schema import conform
 from lcfm.shards import shard_paths
 
-__all__ = ["FeatureTask", "FeaturesArgs", "extract_features", "features", "plan_tasks",
-           "summary_path"]
+__all__ = ["FeatureTask", "FeaturesArgs", "extract_features", "features", "ordered_results",
+           "plan_tasks", "read_task", "summary_path"]
 
 #: light curves per task: small enough that 2 x workers tasks fit in memory for Kepler-length
 #: curves (~4,300 points), large enough that the per-task start-up is negligible
@@ -143,7 +143,7 @@ def _spanning_task(group: list[tuple[str, list[int]]], paths: list[Path]) -> Fea
                        objects=tuple(o for o, _ in group))
 
 
-def _read_task(task: FeatureTask) -> pl.DataFrame:
+def read_task(task: FeatureTask) -> pl.DataFrame:
     frames = []
     for path, start, length in task.ranges:
         scan = pl.scan_parquet(path)
@@ -165,27 +165,29 @@ def run_task(task: FeatureTask, bands: list[str], config: FeatureConfig
              ) -> tuple[pl.DataFrame, FeatureCounts]:
     """Features of one task's objects (in a worker process or here)."""
     counts = FeatureCounts()
-    frame = compute_features(_read_task(task), bands=bands, config=config, counts=counts)
+    frame = compute_features(read_task(task), bands=bands, config=config, counts=counts)
     return frame, counts
 
 
-def _results(tasks, bands, config, workers: int):
-    """(features, counts) per task, in task order."""
+def ordered_results(function, tasks, workers: int, *args):
+    """`function(task, *args)` for every task, yielded in task order: here for one worker,
+    else in a pool of `workers` spawned processes with at most 2 x workers tasks in flight
+    (so results waiting to be consumed stay few)."""
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
-            yield run_task(task, bands, config)
+            yield function(task, *args)
         return
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         jobs = iter(tasks)
-        ahead = deque(pool.submit(run_task, task, bands, config)
+        ahead = deque(pool.submit(function, task, *args)
                       for task in itertools.islice(jobs, 2 * workers))
         while ahead:
             result = ahead.popleft().result()
             for task in itertools.islice(jobs, 1):
-                ahead.append(pool.submit(run_task, task, bands, config))
+                ahead.append(pool.submit(function, task, *args))
             yield result
 
 
@@ -214,7 +216,8 @@ def extract_features(data: Path, output: Path, *, workers: int = 1,
     try:
         parts = []
         bar = progress_bar(total=len(tasks), unit="task", desc="features", enabled=progress)
-        for i, (frame, task_counts) in enumerate(_results(tasks, bands, config, workers)):
+        for i, (frame, task_counts) in enumerate(ordered_results(
+                run_task, tasks, workers, bands, config)):
             counts.add(task_counts)
             parts.append(parts_dir / f"part-{i:05d}.parquet")
             frame.write_parquet(parts[-1])
