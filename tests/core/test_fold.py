@@ -174,3 +174,53 @@ def test_folded_five_band_classes_differ_in_folded_span(tmp_path):
     rrl = spans.filter(pl.col("label") == "RRL")["span"]
     cep = spans.filter(pl.col("label") == "CEP")["span"]
     assert rrl.max() < 1.0 < cep.median()
+
+
+@pytest.fixture(scope="module")
+def five_band(tmp_path_factory):
+    """40 simulated five-band objects, raw and folded."""
+    from lcfm.registry import get_survey
+    from lcfm.simulate import simulate
+
+    root = tmp_path_factory.mktemp("fold-fiveband")
+    simulate(get_survey("fiveband"), 40, root / "raw", seed=3)
+    fold(FoldArgs(data=root / "raw", output=root / "folded"))
+    return root
+
+
+def test_a_model_fine_tuned_on_folded_curves_refuses_unfolded_ones(five_band, lcfm_cli):
+    """finetune records the folding (config.lcfm_folded); predict, embed and lcfm.predict
+    then refuse light curves folded otherwise, in one line naming what to do."""
+    import lcfm
+    from lcfm.engine.finetune import FinetuneArgs, finetune
+    from lcfm.registry import get_model
+
+    run = five_band / "clf"
+    finetune(FinetuneArgs(data=five_band / "folded", model="astromer-v2", output=run,
+                          max_steps=1, batch_size=8, progress=False, baseline=False,
+                          config_overrides=dict(get_model("astromer").tiny)))
+    assert json.loads((run / "config.json").read_text())["lcfm_folded"] is True
+    code, _, err = lcfm_cli("predict", "--model", run, "--data", five_band / "raw",
+                            "--output", five_band / "p.parquet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "trained on light curves folded" in err and "lcfm fold" in err
+    with pytest.raises(DataError, match="are not folded"):
+        lcfm.predict(run, five_band / "raw")
+    assert lcfm.predict(run, five_band / "folded").height == 40
+    code, _, err = lcfm_cli("predict", "--model", run, "--data", five_band / "folded",
+                            "--output", five_band / "p.parquet")
+    assert code == 0, err
+
+
+def test_a_model_trained_unfolded_refuses_folded_curves(five_band):
+    import lcfm
+    from lcfm.engine.finetune import FinetuneArgs, finetune
+    from lcfm.registry import get_model
+
+    run = five_band / "raw-clf"
+    finetune(FinetuneArgs(data=five_band / "raw", model="astromer-v2", output=run,
+                          max_steps=1, batch_size=8, progress=False, baseline=False,
+                          config_overrides=dict(get_model("astromer").tiny)))
+    with pytest.raises(DataError, match="are folded"):
+        lcfm.embed(run, five_band / "folded")
+    assert lcfm.embed(run, five_band / "raw").height == 40

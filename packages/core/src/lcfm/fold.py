@@ -23,6 +23,10 @@ The rule, once per object (all its rows, bands pooled per band over rows, as in
    errors, bands, labels and meta are unchanged; meta gains `fold_period`, `fold_band` and
    `fold_epoch`.
 
+A model trained on folded light curves records it (`config.lcfm_folded`, written by pretrain
+and finetune); evaluate, predict, embed and the pipelines refuse data folded otherwise than
+the model was trained on (`check_folding`), since either way the times mean something else.
+
 An object without a period (too few points or constant in every band, or absent from the
 `periods` table) is dropped, and counted with its reason; so are points with a non-finite
 time. The work runs in `lcfm.features_io`'s tasks (objects whose rows lie in several
@@ -51,7 +55,8 @@ from lcfm.progress import progress_bar
 from lcfm.schema import conform
 from lcfm.shards import shard_paths, write_frame_atomic
 
-__all__ = ["FoldArgs", "best_period", "fold", "fold_frame", "read_periods"]
+__all__ = ["FoldArgs", "best_period", "check_folding", "fold", "fold_frame", "is_folded",
+           "read_periods"]
 
 NO_PERIOD = "no Lomb-Scargle period in any band (too few points or constant)"
 NOT_IN_TABLE = "object not in the --periods table"
@@ -74,6 +79,36 @@ class FoldArgs:
     workers: int = option(1, "Processes folding in parallel.")
     chunk_rows: int = option(CHUNK_ROWS, "Light curves per task (memory per worker).")
     progress: bool = option(False, cli=False)
+
+
+def is_folded(rows) -> bool:
+    """Whether every row was folded by `lcfm fold` (meta `fold_period` set): `rows` is a
+    frame with a `meta` column, or a sequence of meta dicts (`FlatRows.meta`)."""
+    if isinstance(rows, pl.DataFrame):
+        if "meta" not in rows.columns or not isinstance(rows.schema["meta"], pl.Struct) or \
+                "fold_period" not in [f.name for f in rows.schema["meta"].fields]:
+            return False
+        return rows.height > 0 and rows["meta"].struct.field("fold_period").is_not_null().all()
+    rows = list(rows)
+    return bool(rows) and all((m or {}).get("fold_period") is not None for m in rows)
+
+
+def check_folding(config, frame: pl.DataFrame, source) -> None:
+    """A one-line DataError when `frame` (with its `meta`) is folded and the model was
+    trained on unfolded light curves, or the other way round; nothing for a model that
+    records neither (trained before lcfm recorded it)."""
+    trained = getattr(config, "lcfm_folded", None)
+    if trained is None or "meta" not in frame.columns or frame.height == 0:
+        return
+    folded = is_folded(frame)
+    if folded == bool(trained):
+        return
+    if trained:
+        raise DataError(f"{source}: the model was trained on light curves folded at their "
+                        "periods (lcfm fold); these are not folded: fold them first (`lcfm "
+                        "fold --data DIR --output DIR`, or lcfm.fold.fold_frame)")
+    raise DataError(f"{source}: these light curves are folded (lcfm fold) and the model was "
+                    "trained on unfolded ones; give it the unfolded folder")
 
 
 def best_period(t, v, e, band, config: FeatureConfig | None = None

@@ -84,6 +84,7 @@ from lcfm.engine.training import (
     stop_tracking,
 )
 from lcfm.exceptions import ConfigError, DataError
+from lcfm.fold import is_folded
 from lcfm.losses import LOSSES, class_weights, parse_loss
 from lcfm.options import option
 from lcfm.progress import progress_bar
@@ -303,6 +304,7 @@ def _train_one(args: FinetuneArgs, index: ShardIndex, parts: dict, output: Path,
     model = loading.classification_model(plugin, config, checkpoint, class_names)
     label2id = model.config.label2id
     model.config.lcfm_survey, model.config.lcfm_bands = survey_name, bands
+    model.config.lcfm_folded = is_folded(parts["train"])  # lcfm.fold.check_folding reads it
     if args.freeze_encoder:
         loading.freeze_encoder(model, plugin.trainable_when_frozen,
                                loading.fresh_encoder_parameters(model, checkpoint))

@@ -39,6 +39,7 @@ from lcfm.engine.metadata import load_encoder, with_metadata
 from lcfm.engine.predict import predict_frame
 from lcfm.engine.save import load_classifier
 from lcfm.exceptions import ConfigError, DataError, PluginNotFoundError
+from lcfm.fold import check_folding
 from lcfm.options import option
 from lcfm.ranks import current_ranks
 from lcfm.registry import get_survey
@@ -114,6 +115,7 @@ def _bands(frame: pl.DataFrame) -> list[str]:
 def input_bands(plugin, config, frame: pl.DataFrame, source, encoder=None) -> dict[str, float]:
     """Band -> wavelength for the collator, after checking that the model can read data of
     this survey (module docstring). Raises DataError naming both surveys otherwise."""
+    check_folding(config, frame, source)
     surveys = sorted(frame["survey"].drop_nulls().unique().to_list())
     # several surveys: a combined dataset (lcfm.combined), whose survey is their "+" name
     survey = SEPARATOR.join(surveys) if len(surveys) > 1 else surveys[0]

@@ -81,6 +81,7 @@ from lcfm.engine.training import (
     stop_tracking,
 )
 from lcfm.exceptions import ConfigError, DataError, ModelFolderError
+from lcfm.fold import is_folded
 from lcfm.options import option
 from lcfm.progress import progress_bar
 from lcfm.recipes import build_optimizer, build_scheduler
@@ -436,6 +437,7 @@ def pretrain(args: PretrainArgs) -> dict:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.config.lcfm_survey = survey.name
         unwrapped.config.lcfm_bands = {b: float(w) for b, w in survey.bands.items()}
+        unwrapped.config.lcfm_folded = is_folded(summaries)  # lcfm.fold.check_folding
         save_model_atomically(unwrapped, output)  # no config.json beside missing weights
         if encoder is not None:
             save_encoder(encoder, survey.name, output)
