@@ -150,6 +150,13 @@ def test_bad_periods_table_is_a_one_line_error_before_any_output(dataset, tmp_pa
     assert not (tmp_path / "y").exists() or not list((tmp_path / "y").glob("part-*"))
 
 
+def test_features_of_folded_curves_are_refused_in_one_line(five_band, lcfm_cli, tmp_path):
+    code, _, err = lcfm_cli("features", "--data", five_band / "folded", "--output",
+                            tmp_path / "f.parquet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "folded by lcfm fold" in err and "unfolded folder" in err
+
+
 def test_cli_folds_and_reports(dataset, tmp_path, lcfm_cli):
     code, out, _ = lcfm_cli("fold", "--data", dataset, "--output", tmp_path / "f")
     assert code == 0 and "24 of 25 light curves folded" in out and "1 no Lomb-Scargle" in out
@@ -197,9 +204,13 @@ def test_a_model_fine_tuned_on_folded_curves_refuses_unfolded_ones(five_band, lc
 
     run = five_band / "clf"
     finetune(FinetuneArgs(data=five_band / "folded", model="astromer-v2", output=run,
-                          max_steps=1, batch_size=8, progress=False, baseline=False,
+                          max_steps=1, batch_size=8, progress=False,
                           config_overrides=dict(get_model("astromer").tiny)))
     assert json.loads((run / "config.json").read_text())["lcfm_folded"] is True
+    # the baseline needs the unfolded times: it says so instead of scoring folded ones
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["baseline_macro_f1"] is None
+    assert "folded by lcfm fold" in metrics["baseline_note"]
     code, _, err = lcfm_cli("predict", "--model", run, "--data", five_band / "raw",
                             "--output", five_band / "p.parquet")
     assert code == 2 and len(err.strip().splitlines()) == 1

@@ -191,6 +191,17 @@ def ordered_results(function, tasks, workers: int, *args):
             yield result
 
 
+def _refuse_folded(paths: list[Path]) -> None:
+    """Light curves folded by `lcfm fold` (meta `fold_period`) have lost their time axis:
+    a periodogram, trend or time span of them means nothing. One line saying what to do."""
+    for path in paths:
+        meta = pl.read_parquet_schema(path).get("meta")
+        if isinstance(meta, pl.Struct) and "fold_period" in [f.name for f in meta.fields]:
+            raise DataError(f"{path}: light curves folded by lcfm fold; compute features on "
+                            "the unfolded folder and pass that file (finetune "
+                            "--features-file, baseline and evaluate --features)")
+
+
 def extract_features(data: Path, output: Path, *, workers: int = 1,
                      config: FeatureConfig | None = None, chunk_rows: int = CHUNK_ROWS,
                      progress: bool = False) -> dict:
@@ -207,6 +218,7 @@ def extract_features(data: Path, output: Path, *, workers: int = 1,
                           f"{output / 'features.parquet'}")
     started = time.perf_counter()
     paths = shard_paths(data)
+    _refuse_folded(paths)
     tasks, bands, surveys = plan_tasks(paths, chunk_rows)
     if not tasks:
         raise DataError(f"{data}: holds no light curves")
