@@ -104,7 +104,9 @@ def test_dataset_folds_per_object_over_shards_and_counts_what_it_drops(dataset, 
     assert ((meta["fold_period"] / meta["true_period"] - 1).abs() < 0.01).all()
     on_disk = json.loads((tmp_path / "folded" / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report))
-    assert (tmp_path / "folded" / "README.md").is_file()
+    card = (tmp_path / "folded" / "README.md").read_text()
+    assert "Folded by `lcfm fold`" in card and "days since phase 0" in card
+    assert "24 of 25 light curves folded" in card and NO_PERIOD in card
 
 
 def test_two_workers_write_the_same_dataset(dataset, tmp_path):

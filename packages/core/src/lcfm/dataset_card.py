@@ -250,6 +250,13 @@ def _report_lines(report: dict | None, simulated: bool) -> list[str]:
     return [*lines, ""]
 
 
+def _fold_lines(report: dict) -> list[str]:
+    dropped = {k: v for k, v in (report.get("dropped") or {}).items() if v}
+    return ["## Fold report", "", f"`report.json`: {report.get('light_curves_written')} of "
+            f"{report.get('light_curves_read')} light curves folded; dropped: "
+            + ("; ".join(f"{k} ({v})" for k, v in dropped.items()) or "none") + ".", ""]
+
+
 def dataset_card(folder: Path, report: dict | None = None, *, repo_id: str | None = None,
                  license: str | None = None, source=None) -> str:
     """The README.md of a dataset folder (module docstring). `report`: the ingest report
@@ -260,12 +267,15 @@ def dataset_card(folder: Path, report: dict | None = None, *, repo_id: str | Non
     folder = Path(folder)
     info = describe_data(folder)
     report = report if report is not None else info["report"]
+    folded_from = (report or {}).get("folded_from")  # written by `lcfm fold`
+    origin = describe_data(folded_from) if folded_from else info
     survey = info["survey"] or (report or {}).get("survey")
     counts = _counts(folder)
     if license is None:  # the bundled sample's, else what the folder's own card recorded
         license = (bundled_sample_licence(survey, source) if survey else None) \
-            or _recorded_licence(folder) or "unknown"
-    simulated = info["kind"] == "simulated"
+            or _recorded_licence(folder) \
+            or (_recorded_licence(Path(folded_from)) if folded_from else None) or "unknown"
+    simulated = origin["kind"] == "simulated"
     title = repo_id or folder.name
     data = DatasetCardData(
         license=license, pretty_name=f"{'Simulated ' if simulated else ''}{survey or ''} "
@@ -279,7 +289,13 @@ def dataset_card(folder: Path, report: dict | None = None, *, repo_id: str | Non
     lines = ["---", data.to_yaml(), "---", "", f"# {title}", "",
              f"{counts['rows']:,} light curve(s) of {counts['objects']:,} object(s) "
              f"({counts['points']:,} observations) in lcfm's canonical format, one row per "
-             "light curve.", "", "## Provenance", "", provenance(info), ""]
+             "light curve.", "", "## Provenance", "", provenance(origin), ""]
+    if folded_from:
+        lines[-1:] = [f"Folded by `lcfm fold` at each object's period "
+                      f"({report.get('period_source')}): times are (t - epoch) mod period, "
+                      "in days, phase 0 at the object's brightest point; `meta.fold_period`, "
+                      "`fold_band` and `fold_epoch` give them. Models trained on these light "
+                      "curves read folded light curves only.", ""]
     survey_line = _survey_line(survey)
     if survey_line:
         lines += [survey_line, ""]
@@ -288,6 +304,8 @@ def dataset_card(folder: Path, report: dict | None = None, *, repo_id: str | Non
               "## Columns", "", "| column | content |", "|---|---|",
               "| object_id | object (and segment) identifier |",
               "| survey | survey name |",
+              "| time | days since phase 0, folded at the object's period, sorted |"
+              if folded_from else
               "| time | observation times, days, in the survey's native time system "
               "(MJD, BKJD, BTJD), sorted |",
               "| value | magnitude or flux (see value_kind), after the survey's preprocessing |",
@@ -303,7 +321,7 @@ def dataset_card(folder: Path, report: dict | None = None, *, repo_id: str | Non
     if repo_id:
         lines.append(f"hf download {repo_id} --repo-type dataset --local-dir data")
     lines += [f"lcfm finetune --data {local} --model MODEL --output finetuned", "```", ""]
-    lines += _report_lines(report, simulated)
+    lines += _fold_lines(report) if folded_from else _report_lines(report, simulated)
     lines += ["## Licence", ""]
     if simulated:
         lines.append("The light curves are simulated by lcfm; no survey observations are "

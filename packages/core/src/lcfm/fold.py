@@ -211,6 +211,9 @@ def fold_frame(frame: pl.DataFrame, config: FeatureConfig | None = None,
                                                                     "band")), strict=True):
             finite = np.isfinite(tr)
             counts["points: non-finite time"] += int((~finite).sum())
+            if not finite.any():
+                counts["light curves: no finite time"] += 1
+                continue
             phase = np.mod(tr[finite] - epoch, period)
             order = np.argsort(phase, kind="stable")
             kept.append(r)
