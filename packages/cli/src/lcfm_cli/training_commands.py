@@ -27,18 +27,36 @@ def report_pretrain(metrics: dict, args) -> None:
         typer.echo(line)
 
 
+#: a model this far below the classical baseline gets a hint (macro F1)
+HINT_GAP = 0.2
+
+
 def report_finetune(summary: dict, args) -> None:
     if "test_macro_f1_mean" in summary:
+        model, baseline = summary["test_macro_f1_mean"], summary.get("baseline_macro_f1_mean")
         typer.echo(f"{args.folds} folds, {args.samples_per_class} per class: test macro F1 "
-                   f"{summary['test_macro_f1_mean']:.3f} +- {summary['test_macro_f1_std']:.3f}")
+                   f"{model:.3f} +- {summary['test_macro_f1_std']:.3f}{_beside(baseline)}")
     elif summary.get("test"):
         t = summary["test"]
+        model, baseline = t["macro_f1"], summary.get("baseline_macro_f1")
         typer.echo(f"{summary['steps']} steps; test accuracy {t['accuracy']:.3f}, macro F1 "
-                   f"{t['macro_f1']:.3f}, ECE {t['ece']:.3f}; model in {args.output}")
+                   f"{model:.3f}{_beside(baseline)}, ECE {t['ece']:.3f}; model in "
+                   f"{args.output}")
     else:
+        model = baseline = None
         typer.echo(f"{summary['steps']} steps; model in {args.output}")
     if line := stopped_line(summary):
         typer.echo(line)
+    if model is not None and baseline is not None and baseline - model > HINT_GAP \
+            and not (args.features or args.features_file):
+        typer.echo(f"hint: the classical baseline beats the model by {baseline - model:.2f} "
+                   "on the same objects. In sparse data the models cannot see periods "
+                   "shorter than the gaps between nights: fold the light curves (lcfm fold) "
+                   "or add --features (docs/multiband.md)")
+
+
+def _beside(baseline: float | None) -> str:
+    return "" if baseline is None else f" (classical baseline {baseline:.3f})"
 
 
 def pretrain_command():

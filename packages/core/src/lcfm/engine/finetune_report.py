@@ -74,9 +74,12 @@ def write_interrupted(accelerator, output: Path, state: dict, saved: int, stoppe
 
 def few_shot_summary(args, results: list[dict]) -> dict:
     f1 = np.array([r["test"]["macro_f1"] if r.get("test") else np.nan for r in results])
+    base = [r["baseline_macro_f1"] for r in results if r.get("baseline_macro_f1") is not None]
     summary = {"samples_per_class": args.samples_per_class, "folds": args.folds,
                "test_macro_f1_mean": float(f1.mean()), "test_macro_f1_std": float(f1.std()),
-               "test_macro_f1": f1.tolist(), "runs": results}
+               "test_macro_f1": f1.tolist(),
+               "baseline_macro_f1_mean": float(np.mean(base)) if base else None,
+               "runs": results}
     (Path(args.output) / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
