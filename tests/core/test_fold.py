@@ -220,6 +220,9 @@ def test_a_model_fine_tuned_on_folded_curves_refuses_unfolded_ones(five_band, lc
     with pytest.raises(DataError, match="are not folded"):
         lcfm.predict(run, five_band / "raw")
     assert lcfm.predict(run, five_band / "folded").height == 40
+    # in memory: fold a frame, then classify it
+    in_memory = fold_frame(read_shards(five_band / "raw"))
+    assert lcfm.predict(run, in_memory)["object_id"].n_unique() == 40
     code, _, err = lcfm_cli("predict", "--model", run, "--data", five_band / "folded",
                             "--output", five_band / "p.parquet")
     assert code == 0, err
