@@ -24,6 +24,8 @@ import os
 import time
 from pathlib import Path
 
+import polars as pl
+
 #: reduced configurations for CPU runs (the architectures' own options, smaller sizes)
 CPU_CONFIGS = {
     "astromer": {"hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
@@ -48,7 +50,9 @@ def main() -> None:
     from lcfm.baseline import BaselineArgs, baseline
     from lcfm.engine.finetune import FinetuneArgs, finetune
     from lcfm.engine.pretrain import PretrainArgs, pretrain
+    from lcfm.fold import FoldArgs, fold
     from lcfm.registry import get_model, get_survey, model_names
+    from lcfm.shards import read_summaries
     from lcfm.simulate import simulate
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -65,7 +69,10 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(model_names()))
     parser.add_argument("--variants", default="scratch,pretrained,features",
                         help="Which rows per model: scratch, pretrained, features, "
-                             "pretrained-features.")
+                             "pretrained-features, folded, pretrained-folded (`lcfm fold`: "
+                             "the labeled set folded at its Lomb-Scargle periods; the corpus "
+                             "at its simulated periods).")
+    parser.add_argument("--workers", type=int, default=2, help="Processes for lcfm fold.")
     args = parser.parse_args()
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
@@ -75,6 +82,16 @@ def main() -> None:
         simulate(survey, args.labeled, labeled, seed=0)
     if not (corpus / "simulation.json").exists():
         simulate(survey, args.pretrain, corpus, seed=1)
+    wanted = set(args.variants.split(","))
+    folded_labeled, folded_corpus = out / "labeled-folded", out / "corpus-folded"
+    if wanted & {"folded", "pretrained-folded"} and not (folded_labeled / "report.json").exists():
+        fold(FoldArgs(data=labeled, output=folded_labeled, workers=args.workers))
+    if "pretrained-folded" in wanted and not (folded_corpus / "report.json").exists():
+        periods = out / "corpus-periods.parquet"  # a simulated corpus knows its periods
+        read_summaries(corpus).select(
+            "object_id", period=pl.col("meta").struct.field("sim_period")).write_parquet(periods)
+        fold(FoldArgs(data=corpus, output=folded_corpus, periods=periods,
+                      workers=args.workers))
     results = {"labeled": args.labeled, "pretrain_corpus": args.pretrain,
                "steps": args.steps, "pretrain_steps": args.pretrain_steps,
                "scale": args.scale, "rows": []}
@@ -92,26 +109,32 @@ def main() -> None:
     for name in args.models.split(","):
         plugin = get_model(name)
         overrides = dict(CPU_CONFIGS.get(name, {})) if args.scale == "cpu" else {}
-        wanted = set(args.variants.split(","))
         variants = [v for v, key in ((("from scratch", {}), "scratch"),
-                                     (("with --features", {"features": True}), "features"))
+                                     (("with --features", {"features": True}), "features"),
+                                     (("folded", {"data": folded_labeled}), "folded"))
                     if key in wanted]
-        if plugin.pretraining_class is not None and wanted & {"pretrained",
-                                                              "pretrained-features"}:
+        for suffix, data, needs in (("", corpus, {"pretrained", "pretrained-features"}),
+                                    ("-folded", folded_corpus, {"pretrained-folded"})):
+            if plugin.pretraining_class is None or not wanted & needs:
+                continue
             started = time.perf_counter()
-            pre = out / f"{name}-pretrained"
+            pre = out / f"{name}-pretrained{suffix}"
             if not (pre / "metrics.json").exists():
-                pretrain(PretrainArgs(survey="fiveband", output=pre, data=corpus,
+                pretrain(PretrainArgs(survey="fiveband", output=pre, data=data,
                                       model=plugin.default_configuration,
                                       max_steps=args.pretrain_steps, progress=False,
                                       batch_size=args.pretrain_batch_size or args.batch_size,
                                       validation_fraction=0.02, eval_light_curves=1000,
                                       config_overrides=overrides))
             loss = json.loads((pre / "metrics.json").read_text())
-            results["rows"].append({"model": name, "variant": "pretraining",
+            results["rows"].append({"model": name, "variant": f"pretraining{suffix}",
                                     "first_loss": loss.get("first_loss"),
                                     "final_loss": loss.get("final_loss"),
                                     "seconds": round(time.perf_counter() - started, 1)})
+            if suffix:
+                variants.append(("after pretraining, folded",
+                                 {"model": str(pre), "data": folded_labeled}))
+                continue
             if "pretrained" in wanted:
                 variants.insert(1, ("after pretraining", {"model": str(pre)}))
             if "pretrained-features" in wanted:
@@ -122,7 +145,7 @@ def main() -> None:
             folder = out / f"{name}-{variant.replace(',', '').replace(' ', '-').strip('-')}"
             model = extra.pop("model", plugin.default_configuration)
             summary = finetune(FinetuneArgs(
-                data=labeled, model=model, output=folder, max_steps=args.steps,
+                data=extra.pop("data", labeled), model=model, output=folder, max_steps=args.steps,
                 batch_size=args.batch_size, progress=False, baseline=False,
                 config_overrides={} if model != plugin.default_configuration else overrides,
                 **extra))
